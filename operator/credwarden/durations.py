@@ -1,0 +1,51 @@
+"""The one duration format credwarden accepts everywhere: a whole number and one unit.
+
+`15m`, `720h`, `90d`, `2w`. One unit only, so the CRD's CEL rules can compare two
+durations on the API server (they convert both to seconds with `substring`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+DURATION_PATTERN = r"^[0-9]{1,6}(s|m|h|d|w)$"
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_RE = re.compile(DURATION_PATTERN)
+
+
+class DurationError(ValueError):
+    """A duration string that is not `<number><unit>`."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `90d` into a timedelta; raise DurationError with the expected form."""
+    if not isinstance(text, str) or not _DURATION_RE.match(text):
+        raise DurationError(
+            f"invalid duration {text!r}: expected a whole number and one unit "
+            "(s, m, h, d or w), e.g. 15m, 720h, 90d"
+        )
+    return timedelta(seconds=int(text[:-1]) * UNIT_SECONDS[text[-1]])
+
+
+def format_duration(delta: timedelta) -> str:
+    """Render a timedelta in the largest whole unit (for messages), e.g. `400d`."""
+    seconds = int(delta.total_seconds())
+    for unit in ("d", "h", "m"):
+        size = UNIT_SECONDS[unit]
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def cel_seconds(field: str) -> str:
+    """A CEL expression giving the number of seconds in duration field `field`.
+
+    Runs on the API server; `substring` is in the Kubernetes CEL strings library.
+    """
+    number = f"int({field}.substring(0, {field}.size() - 1))"
+    unit = (
+        f"({field}.endsWith('w') ? 604800 : {field}.endsWith('d') ? 86400 : "
+        f"{field}.endsWith('h') ? 3600 : {field}.endsWith('m') ? 60 : 1)"
+    )
+    return f"({number} * {unit})"

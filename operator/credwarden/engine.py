@@ -1,0 +1,415 @@
+"""The lifecycle engine: inventory + `now` -> lifecycle records and a plan of actions.
+
+Pure: no I/O, no clock. The audit calls `evaluate` once; the operator calls
+`evaluate_credential` for the credentials a watch event affected. Events are planned
+on transitions only: the previous state is what credwarden last annotated on the object,
+so a restart or a resync plans no event twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from credwarden.durations import parse_duration
+from credwarden.facts import Meta, PolicyFacts, SecretFacts, parse_time
+from credwarden.inventory import CredentialKey, Inventory
+from credwarden.models import OwnershipRules
+from credwarden.owner import OWNER_ANNOTATION, OWNER_SOURCE_ANNOTATION, explicit_owner, infer_owner
+from credwarden.records import (
+    COMPLIANT,
+    EXEMPT,
+    EXPIRING,
+    EXPIRING_RULES,
+    NON_COMPLIANT,
+    UNGOVERNED,
+    Action,
+    Annotate,
+    Consumer,
+    Evaluation,
+    Finding,
+    LifecycleRecord,
+    PostEvent,
+    Revoke,
+    Rotate,
+    rfc3339,
+)
+from credwarden.rules import RULE_CHAIN, Deadline, RuleContext
+from credwarden.selection import governs, precedence_key
+
+EXEMPT_ANNOTATION = "credwarden.io/exempt"
+STATUS_ANNOTATION = "credwarden.io/status"
+FINDINGS_ANNOTATION = "credwarden.io/findings"
+EXPIRES_ANNOTATION = "credwarden.io/expires-at"
+POLICY_ANNOTATION = "credwarden.io/policy"
+LAST_ROTATED_ANNOTATION = "credwarden.io/last-rotated"
+# Every annotation credwarden writes. The owner annotation is removed only when
+# credwarden set it: a person's own owner annotation is an input, never ours to delete.
+MANAGED_ANNOTATIONS = (
+    OWNER_ANNOTATION,
+    OWNER_SOURCE_ANNOTATION,
+    EXPIRES_ANNOTATION,
+    STATUS_ANNOTATION,
+    POLICY_ANNOTATION,
+    FINDINGS_ANNOTATION,
+)
+ACTION_STRENGTH = {"Warn": 0, "Revoke": 1, "Rotate": 1}
+_DEFAULT_OWNERSHIP = OwnershipRules()
+_Candidate = tuple[datetime, timedelta, PolicyFacts, str, str]
+
+
+def governing_policies(
+    inventory: Inventory,
+    *,
+    kind: str,
+    namespace: str,
+    name: str,
+    labels: Mapping[str, str],
+    secret_type: str | None,
+) -> list[PolicyFacts]:
+    """Valid policies that govern this credential, in precedence order."""
+    namespace_facts = inventory.namespaces.get(namespace)
+    namespace_labels = namespace_facts.labels if namespace_facts else {}
+    found = [
+        policy
+        for policy in inventory.policies.values()
+        if governs(
+            policy,
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            labels=labels,
+            secret_type=secret_type,
+            namespace_labels=namespace_labels,
+        )
+    ]
+    found.sort(key=lambda policy: precedence_key(policy, 0))
+    return found
+
+
+def last_rotated(secret: SecretFacts) -> datetime | None:
+    """credwarden's own record, else the newest write to data, else creation."""
+    meta = secret.meta
+    return (
+        parse_time(meta.annotations.get(LAST_ROTATED_ANNOTATION))
+        or meta.data_changed_at
+        or meta.created_at
+    )
+
+
+def _pick(candidates: list[_Candidate]) -> Deadline | None:
+    """The earliest deadline wins; ties go by action, mode, kind and name.
+    The warning starts by the widest window any governing policy asks for."""
+    if not candidates:
+        return None
+    expires_at, _, policy, action, why = min(
+        candidates, key=lambda c: (c[0], precedence_key(c[2], ACTION_STRENGTH[c[3]]))
+    )
+    widest = max(candidate[1] for candidate in candidates)
+    return Deadline(expires_at, expires_at - widest, policy, action, why)
+
+
+def secret_deadline(
+    secret: SecretFacts, policies: Sequence[PolicyFacts], rotated: datetime | None
+) -> Deadline | None:
+    created = secret.meta.created_at
+    since = "last rotation" if rotated and created and rotated > created else "creation"
+    candidates: list[_Candidate] = []
+    for policy in policies:
+        limits = policy.spec.limits if policy.spec else None
+        if limits is None:
+            continue
+        if secret.is_token:
+            token = limits.serviceAccountTokens
+            if token and created:
+                candidates.append(
+                    (
+                        created + parse_duration(token.maxAge),
+                        parse_duration(token.warnBefore),
+                        policy,
+                        token.action,
+                        f"{token.maxAge} after creation",
+                    )
+                )
+        elif secret.is_tls:
+            certificate = limits.certificates
+            if certificate is None or secret.cert_not_after is None:
+                continue
+            expires_at, why = secret.cert_not_after, "the certificate's notAfter"
+            if certificate.maxAge and rotated:
+                by_age = rotated + parse_duration(certificate.maxAge)
+                if by_age < expires_at:
+                    expires_at, why = by_age, f"{certificate.maxAge} after {since}"
+            candidates.append(
+                (expires_at, parse_duration(certificate.warnBefore), policy, "Warn", why)
+            )
+        elif limits.secrets and rotated:
+            stored = limits.secrets
+            candidates.append(
+                (
+                    rotated + parse_duration(stored.maxAge),
+                    parse_duration(stored.warnBefore),
+                    policy,
+                    stored.action,
+                    f"{stored.maxAge} after {since}",
+                )
+            )
+    return _pick(candidates)
+
+
+def _policies_for_secret(inventory: Inventory, secret: SecretFacts) -> list[PolicyFacts]:
+    return governing_policies(
+        inventory,
+        kind="Secret",
+        namespace=secret.meta.namespace,
+        name=secret.meta.name,
+        labels=secret.meta.labels,
+        secret_type=secret.type,
+    )
+
+
+def _ownership(policies: Sequence[PolicyFacts]) -> tuple[list[str], list[str], PolicyFacts | None]:
+    """Owner keys from every governing policy; who requires an owner, if any."""
+    annotation_keys: list[str] = []
+    label_keys: list[str] = []
+    required_by: PolicyFacts | None = None
+    declared = False
+    for policy in policies:
+        ownership = policy.spec.ownership if policy.spec else None
+        if ownership is None:
+            continue
+        declared = True
+        annotation_keys += [k for k in ownership.annotationKeys if k not in annotation_keys]
+        label_keys += [k for k in ownership.labelKeys if k not in label_keys]
+        if ownership.required and required_by is None:
+            required_by = policy
+    if not declared:
+        label_keys = list(_DEFAULT_OWNERSHIP.labelKeys)
+    return annotation_keys, label_keys, required_by
+
+
+def _consumers(inventory: Inventory, key: CredentialKey) -> tuple[Consumer, ...]:
+    found: set[Consumer] = set()
+    if key.kind == "Secret":
+        for workload in inventory.consumers_of(key.namespace, key.name):
+            if workload.controlled:
+                continue  # reported through the Deployment, Job, ... that runs it
+            for use in workload.uses:
+                if use.secret == key.name:
+                    found.add(Consumer(workload.kind, workload.namespace, workload.name, use.via))
+    else:
+        for workload in inventory.workloads_running_as(key.namespace, key.name):
+            if not workload.controlled:
+                found.add(
+                    Consumer(workload.kind, workload.namespace, workload.name, "serviceAccount")
+                )
+    return tuple(sorted(found))
+
+
+def _status(findings: Sequence[Finding]) -> str:
+    if any(finding.severity == "violation" for finding in findings):
+        return NON_COMPLIANT
+    if any(finding.rule in EXPIRING_RULES for finding in findings):
+        return EXPIRING
+    return COMPLIANT
+
+
+def evaluate_credential(
+    inventory: Inventory, key: CredentialKey, now: datetime
+) -> tuple[LifecycleRecord, list[Action]] | None:
+    """Evaluate one credential; None when it is no longer in the inventory."""
+    secret = account = None
+    if key.kind == "Secret":
+        secret = inventory.secrets.get((key.namespace, key.name))
+        if secret is None:
+            return None
+        meta = secret.meta
+        policies = _policies_for_secret(inventory, secret)
+        record_type = secret.type
+    else:
+        account = inventory.service_accounts.get((key.namespace, key.name))
+        if account is None:
+            return None
+        meta = account.meta
+        policies = governing_policies(
+            inventory,
+            kind="ServiceAccount",
+            namespace=key.namespace,
+            name=key.name,
+            labels=meta.labels,
+            secret_type=None,
+        )
+        record_type = "ServiceAccount"
+
+    exempt_reason = meta.annotations.get(EXEMPT_ANNOTATION)
+    annotation_keys, label_keys, required_by = _ownership(policies)
+    owner, owner_source = infer_owner(
+        meta,
+        inventory,
+        service_account=secret.service_account if secret else None,
+        annotation_keys=annotation_keys,
+        label_keys=label_keys,
+    )
+    rotated = last_rotated(secret) if secret else meta.created_at
+    deadline = secret_deadline(secret, policies, rotated) if secret else None
+    token_deadlines: list[tuple[SecretFacts, Deadline]] = []
+    if account is not None:
+        for token in inventory.tokens_of(key.namespace, key.name):
+            token_deadline = secret_deadline(
+                token, _policies_for_secret(inventory, token), token.meta.created_at
+            )
+            if token_deadline is not None:
+                token_deadlines.append((token, token_deadline))
+
+    consumers = _consumers(inventory, key)
+    context = RuleContext(
+        key=key,
+        meta=meta,
+        secret=secret,
+        account=account,
+        inventory=inventory,
+        now=now,
+        policies=policies,
+        owner=owner,
+        owner_required_by=required_by,
+        consumers=consumers,
+        deadline=deadline,
+        token_deadlines=token_deadlines,
+    )
+    findings: list[Finding] = []
+    if policies and not exempt_reason:
+        for rule in RULE_CHAIN:
+            findings.extend(rule(context))
+
+    if exempt_reason:
+        status = EXEMPT
+    elif not policies:
+        status = UNGOVERNED
+    else:
+        status = _status(findings)
+    expires_at = deadline.expires_at if deadline else None
+    if token_deadlines:
+        expires_at = min(d.expires_at for _, d in token_deadlines)
+    deciding = deadline.policy if deadline else (policies[0] if policies else None)
+    record = LifecycleRecord(
+        key=key,
+        type=record_type,
+        uid=meta.uid,
+        owner=owner,
+        owner_source=owner_source,
+        created_at=meta.created_at,
+        last_rotated_at=rotated if secret else None,
+        expires_at=expires_at,
+        status=status,
+        policy=deciding.display_name if deciding else None,
+        mode=deciding.spec.mode if deciding and deciding.spec else None,
+        policies=tuple(policy.display_name for policy in policies),
+        consumers=consumers,
+        findings=tuple(findings),
+        next_review_at=min(context.milestones) if context.milestones and status not in (
+            EXEMPT,
+            UNGOVERNED,
+        ) else None,
+    )
+    return record, plan_for(record, meta, deadline, secret)
+
+
+def desired_annotations(record: LifecycleRecord, meta: Meta) -> dict[str, str | None]:
+    """credwarden's annotations as they should be; None means absent."""
+    ours_owner = explicit_owner(meta) is None
+    if record.status in (EXEMPT, UNGOVERNED):
+        desired: dict[str, str | None] = dict.fromkeys(MANAGED_ANNOTATIONS)
+        if not ours_owner:
+            del desired[OWNER_ANNOTATION]
+            desired[OWNER_SOURCE_ANNOTATION] = meta.annotations.get(OWNER_SOURCE_ANNOTATION)
+        return desired
+    desired = {
+        OWNER_SOURCE_ANNOTATION: record.owner_source,
+        EXPIRES_ANNOTATION: rfc3339(record.expires_at),
+        STATUS_ANNOTATION: record.status,
+        POLICY_ANNOTATION: record.policy,
+        FINDINGS_ANNOTATION: ",".join(record.rule_ids) or None,
+    }
+    if ours_owner:
+        desired[OWNER_ANNOTATION] = record.owner
+    return desired
+
+
+def plan_for(
+    record: LifecycleRecord, meta: Meta, deadline: Deadline | None, secret: SecretFacts | None
+) -> list[Action]:
+    actions: list[Action] = []
+    current = meta.annotations
+    desired = desired_annotations(record, meta)
+    to_set = {k: v for k, v in desired.items() if v is not None and current.get(k) != v}
+    to_remove = tuple(k for k, v in desired.items() if v is None and k in current)
+    if to_set or to_remove:
+        actions.append(Annotate(record.key, record.uid, to_set, to_remove))
+
+    # events: transitions from what credwarden last recorded on the object
+    previous_rules = set(filter(None, current.get(FINDINGS_ANNOTATION, "").split(",")))
+    previous_status = current.get(STATUS_ANNOTATION)
+    if record.status not in (EXEMPT, UNGOVERNED):
+        for finding in record.findings:
+            if finding.rule not in previous_rules:
+                actions.append(
+                    PostEvent(record.key, record.uid, "Warning", finding.reason, finding.message)
+                )
+                previous_rules.add(finding.rule)  # one event per rule, the first message
+        if record.status == COMPLIANT and previous_status in (NON_COMPLIANT, EXPIRING):
+            actions.append(
+                PostEvent(
+                    record.key,
+                    record.uid,
+                    "Normal",
+                    "CredentialCompliant",
+                    f"compliant again (policy {record.policy})",
+                )
+            )
+
+    if deadline is not None and secret is not None and record.status == NON_COMPLIANT:
+        expired = any(
+            f.rule in ("long-lived-token", "credential-expired") for f in record.findings
+        )
+        spec = deadline.policy.spec
+        enforced = spec is not None and spec.mode == "Enforce"
+        reason = f"expired {rfc3339(deadline.expires_at)}, {deadline.why}"
+        if expired and deadline.action == "Revoke" and secret.is_token:
+            actions.append(
+                Revoke(
+                    record.key,
+                    record.uid,
+                    meta.resource_version,
+                    deadline.policy.display_name,
+                    reason,
+                    enforced,
+                )
+            )
+        if expired and deadline.action == "Rotate" and spec is not None and spec.rotation:
+            actions.append(
+                Rotate(
+                    record.key,
+                    record.uid,
+                    meta.resource_version,
+                    deadline.policy.display_name,
+                    tuple(spec.rotation.keys),
+                    reason,
+                    enforced,
+                )
+            )
+    return actions
+
+
+def evaluate(inventory: Inventory, now: datetime) -> Evaluation:
+    """Evaluate every credential in the inventory."""
+    evaluation = Evaluation(now=now)
+    for policy in inventory.policies.values():
+        if policy.error:
+            evaluation.policy_errors[f"{policy.kind} {policy.display_name}"] = policy.error
+    for key in sorted(inventory.credentials()):
+        result = evaluate_credential(inventory, key, now)
+        if result is not None:
+            record, actions = result
+            evaluation.records.append(record)
+            evaluation.plan.extend(actions)
+    return evaluation

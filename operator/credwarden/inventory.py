@@ -1,0 +1,214 @@
+"""The inventory: every fact the engine reads, indexed for O(1) look-ups.
+
+The audit builds one from a snapshot; the operator keeps one up to date from its
+watches. Each `upsert_*`/`remove_*` returns the credentials whose evaluation may have
+changed, so the operator re-evaluates only those. Pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from credwarden.facts import (
+    BindingFacts,
+    NamespaceFacts,
+    PolicyFacts,
+    SecretFacts,
+    ServiceAccountFacts,
+    WorkloadFacts,
+)
+
+CLUSTER_ADMIN = "cluster-admin"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CredentialKey:
+    """Identifies a credential: kind is `Secret` or `ServiceAccount`."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+def _secret_key(namespace: str, name: str) -> CredentialKey:
+    return CredentialKey("Secret", namespace, name)
+
+
+def _sa_key(namespace: str, name: str) -> CredentialKey:
+    return CredentialKey("ServiceAccount", namespace, name)
+
+
+class Inventory:
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], SecretFacts] = {}
+        self.service_accounts: dict[tuple[str, str], ServiceAccountFacts] = {}
+        self.namespaces: dict[str, NamespaceFacts] = {}
+        self.bindings: dict[tuple[str, str, str], BindingFacts] = {}
+        self.workloads: dict[tuple[str, str, str], WorkloadFacts] = {}
+        self.policies: dict[tuple[str, str, str], PolicyFacts] = {}
+        # reverse indexes
+        self._consumers: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = defaultdict(set)
+        self._sa_users: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = defaultdict(set)
+        self._tokens: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self._admin_bindings: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = (
+            defaultdict(set)
+        )
+        self._by_hash: defaultdict[str, set[tuple[str, str, str]]] = defaultdict(set)
+        self._by_namespace: defaultdict[str, set[CredentialKey]] = defaultdict(set)
+
+    # ---- look-ups -------------------------------------------------------------------
+    def credentials(self) -> Iterator[CredentialKey]:
+        for namespace, name in self.service_accounts:
+            yield _sa_key(namespace, name)
+        for namespace, name in self.secrets:
+            yield _secret_key(namespace, name)
+
+    def __len__(self) -> int:
+        return len(self.secrets) + len(self.service_accounts)
+
+    def in_namespace(self, namespace: str) -> set[CredentialKey]:
+        return set(self._by_namespace.get(namespace, ()))
+
+    def consumers_of(self, namespace: str, secret: str) -> list[WorkloadFacts]:
+        keys = self._consumers.get((namespace, secret), ())
+        return [self.workloads[key] for key in sorted(keys)]
+
+    def workloads_running_as(self, namespace: str, service_account: str) -> list[WorkloadFacts]:
+        keys = self._sa_users.get((namespace, service_account), ())
+        return [self.workloads[key] for key in sorted(keys)]
+
+    def tokens_of(self, namespace: str, service_account: str) -> list[SecretFacts]:
+        names = set(self._tokens.get((namespace, service_account), ()))
+        account = self.service_accounts.get((namespace, service_account))
+        if account:
+            names.update(
+                name
+                for name in account.secret_names
+                if (found := self.secrets.get((namespace, name))) and found.is_token
+            )
+        return [self.secrets[(namespace, name)] for name in sorted(names)]
+
+    def cluster_admin_bindings(self, namespace: str, service_account: str) -> list[BindingFacts]:
+        keys = self._admin_bindings.get((namespace, service_account), ())
+        return [self.bindings[key] for key in sorted(keys)]
+
+    def sharing_value(self, value_hash: str) -> list[tuple[str, str, str]]:
+        """(namespace, secret, key) of every Secret value with this keyed hash."""
+        return sorted(self._by_hash.get(value_hash, ()))
+
+    # ---- updates --------------------------------------------------------------------
+    def upsert_secret(self, facts: SecretFacts) -> set[CredentialKey]:
+        affected = self.remove_secret(facts.meta.namespace, facts.meta.name)
+        key = facts.key
+        self.secrets[key] = facts
+        self._by_namespace[key[0]].add(_secret_key(*key))
+        for data_key, digest in facts.value_hashes.items():
+            self._by_hash[digest].add((key[0], key[1], data_key))
+        if facts.service_account:
+            self._tokens[(key[0], facts.service_account)].add(key[1])
+        return affected | self._secret_dependents(facts)
+
+    def remove_secret(self, namespace: str, name: str) -> set[CredentialKey]:
+        facts = self.secrets.pop((namespace, name), None)
+        if facts is None:
+            return set()
+        self._by_namespace[namespace].discard(_secret_key(namespace, name))
+        for data_key, digest in facts.value_hashes.items():
+            holders = self._by_hash[digest]
+            holders.discard((namespace, name, data_key))
+            if not holders:
+                del self._by_hash[digest]
+        if facts.service_account:
+            self._tokens[(namespace, facts.service_account)].discard(name)
+        return self._secret_dependents(facts)
+
+    def _secret_dependents(self, facts: SecretFacts) -> set[CredentialKey]:
+        """The Secret itself, its ServiceAccount, and Secrets sharing one of its values."""
+        affected = {_secret_key(*facts.key)}
+        if facts.service_account:
+            affected.add(_sa_key(facts.meta.namespace, facts.service_account))
+        for digest in facts.value_hashes.values():
+            affected.update(_secret_key(ns, name) for ns, name, _ in self._by_hash.get(digest, ()))
+        return affected
+
+    def upsert_service_account(self, facts: ServiceAccountFacts) -> set[CredentialKey]:
+        affected = self.remove_service_account(*facts.key)
+        self.service_accounts[facts.key] = facts
+        self._by_namespace[facts.key[0]].add(_sa_key(*facts.key))
+        return affected | self._sa_dependents(*facts.key)
+
+    def remove_service_account(self, namespace: str, name: str) -> set[CredentialKey]:
+        if self.service_accounts.pop((namespace, name), None) is None:
+            return set()
+        self._by_namespace[namespace].discard(_sa_key(namespace, name))
+        return self._sa_dependents(namespace, name)
+
+    def _sa_dependents(self, namespace: str, name: str) -> set[CredentialKey]:
+        # token Secrets inherit their account's owner
+        affected = {_sa_key(namespace, name)}
+        affected.update(_secret_key(namespace, token) for token in self._tokens.get((namespace, name), ()))
+        return affected
+
+    def upsert_namespace(self, facts: NamespaceFacts) -> set[CredentialKey]:
+        self.namespaces[facts.name] = facts
+        return self.in_namespace(facts.name)
+
+    def remove_namespace(self, name: str) -> set[CredentialKey]:
+        self.namespaces.pop(name, None)
+        return self.in_namespace(name)
+
+    def upsert_binding(self, facts: BindingFacts) -> set[CredentialKey]:
+        affected = self.remove_binding(*facts.key)
+        self.bindings[facts.key] = facts
+        if facts.role_kind == "ClusterRole" and facts.role_name == CLUSTER_ADMIN:
+            for subject in facts.subjects:
+                if subject.kind == "ServiceAccount":
+                    self._admin_bindings[(subject.namespace, subject.name)].add(facts.key)
+                    affected.add(_sa_key(subject.namespace, subject.name))
+        return affected
+
+    def remove_binding(self, kind: str, namespace: str, name: str) -> set[CredentialKey]:
+        facts = self.bindings.pop((kind, namespace, name), None)
+        if facts is None:
+            return set()
+        affected: set[CredentialKey] = set()
+        for subject in facts.subjects:
+            if subject.kind == "ServiceAccount":
+                self._admin_bindings[(subject.namespace, subject.name)].discard(facts.key)
+                affected.add(_sa_key(subject.namespace, subject.name))
+        return affected
+
+    def upsert_workload(self, facts: WorkloadFacts) -> set[CredentialKey]:
+        affected = self.remove_workload(*facts.key)
+        self.workloads[facts.key] = facts
+        for use in facts.uses:
+            self._consumers[(facts.namespace, use.secret)].add(facts.key)
+            affected.add(_secret_key(facts.namespace, use.secret))
+        if facts.service_account:
+            self._sa_users[(facts.namespace, facts.service_account)].add(facts.key)
+            affected.add(_sa_key(facts.namespace, facts.service_account))
+        return affected
+
+    def remove_workload(self, kind: str, namespace: str, name: str) -> set[CredentialKey]:
+        facts = self.workloads.pop((kind, namespace, name), None)
+        if facts is None:
+            return set()
+        affected: set[CredentialKey] = set()
+        for use in facts.uses:
+            self._consumers[(namespace, use.secret)].discard(facts.key)
+            affected.add(_secret_key(namespace, use.secret))
+        if facts.service_account:
+            self._sa_users[(namespace, facts.service_account)].discard(facts.key)
+            affected.add(_sa_key(namespace, facts.service_account))
+        return affected
+
+    def upsert_policy(self, facts: PolicyFacts) -> None:
+        self.policies[facts.key] = facts
+
+    def remove_policy(self, kind: str, namespace: str, name: str) -> None:
+        self.policies.pop((kind, namespace, name), None)

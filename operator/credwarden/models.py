@@ -1,0 +1,278 @@
+"""The policy API (`credwarden.io/v1alpha1`), defined once.
+
+These pydantic models are the single source of the CRD schemas (`credwarden crds`
+renders them, `crds/` holds the result) and of the validation applied to policy files.
+Field names follow Kubernetes conventions (camelCase), so a manifest's `spec` validates
+as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from credwarden.durations import DURATION_PATTERN, cel_seconds, parse_duration
+
+GROUP = "credwarden.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+Mode = Literal["Audit", "Enforce"]
+TokenAction = Literal["Warn", "Revoke"]
+SecretAction = Literal["Warn", "Rotate"]
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[
+    str,
+    Field(
+        pattern=DURATION_PATTERN,
+        max_length=8,
+        description="A whole number and one unit: s, m, h, d or w (e.g. 15m, 720h, 90d).",
+    ),
+    AfterValidator(_check_duration),
+]
+
+
+class _Model(BaseModel):
+    # Unknown fields are typos: reject them in files (the API server prunes them).
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _warn_shorter_than_max(path: str) -> dict[str, str]:
+    return {
+        "rule": f"!has(self.warnBefore) || !has(self.maxAge) || "
+        f"{cel_seconds('self.warnBefore')} < {cel_seconds('self.maxAge')}",
+        "message": f"{path}.warnBefore must be shorter than {path}.maxAge",
+    }
+
+
+class LabelSelectorRequirement(_Model):
+    key: str = Field(min_length=1, max_length=317)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=64)
+
+
+class LabelSelector(_Model):
+    """A Kubernetes label selector (matchLabels AND matchExpressions)."""
+
+    matchLabels: dict[str, Annotated[str, Field(max_length=63)]] = Field(default_factory=dict)
+    matchExpressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
+
+
+class TokenLimits(_Model):
+    """Legacy ServiceAccount token Secrets (`kubernetes.io/service-account-token`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [_warn_shorter_than_max("serviceAccountTokens")]
+        }
+    )
+
+    maxAge: Duration = Field("90d", description="Age after which a legacy token is expired.")
+    warnBefore: Duration = Field("14d", description="Warn this long before maxAge is reached.")
+    unusedAfter: Duration | None = Field(
+        None,
+        description="Flag `unused-token` when kubernetes.io/legacy-token-last-used is older "
+        "than this. Unset: only tokens that no Pod mounts are flagged.",
+    )
+    action: TokenAction = Field("Warn", description="What Enforce mode does on expiry.")
+
+
+class SecretLimits(_Model):
+    """Stored credentials: Opaque, basic-auth, ssh-auth, dockerconfigjson, ..."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [_warn_shorter_than_max("secrets")]}
+    )
+
+    maxAge: Duration = Field(
+        "180d", description="Maximum age since creation or last rotation."
+    )
+    warnBefore: Duration = Field("14d", description="Warn this long before maxAge is reached.")
+    action: SecretAction = Field("Warn", description="What Enforce mode does on expiry.")
+
+
+class CertificateLimits(_Model):
+    """TLS Secrets (`kubernetes.io/tls`): expiry is the certificate's notAfter."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [_warn_shorter_than_max("certificates")]}
+    )
+
+    warnBefore: Duration = Field("30d", description="Warn this long before notAfter.")
+    maxAge: Duration | None = Field(
+        None, description="Optional age limit; the sooner of this and notAfter applies."
+    )
+
+
+class Limits(_Model):
+    """Limits per kind of credential. A kind left out is not checked by this policy."""
+
+    serviceAccountTokens: TokenLimits | None = None
+    secrets: SecretLimits | None = None
+    certificates: CertificateLimits | None = None
+
+
+class IdentityRules(_Model):
+    """Rules about what ServiceAccounts stand for and what they may do."""
+
+    flagPersonNames: bool = Field(
+        True, description="Flag ServiceAccounts named like a person that no workload runs as."
+    )
+    personNamePatterns: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Extra regular expressions for person-like names (full match).",
+    )
+    forbidClusterAdmin: bool = Field(
+        True, description="Flag ServiceAccounts bound to the cluster-admin ClusterRole."
+    )
+    clusterAdminAllowed: list[Annotated[str, Field(max_length=317)]] = Field(
+        default_factory=list,
+        max_length=256,
+        description="`namespace/name` globs of ServiceAccounts allowed cluster-admin.",
+    )
+    protectedNamespaces: list[Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"],
+        max_length=256,
+        description="Namespaces where only control-plane or workload accounts belong.",
+    )
+    systemAccounts: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Extra ServiceAccount name globs that count as control-plane accounts.",
+    )
+
+
+class OwnershipRules(_Model):
+    required: bool = Field(True, description="A credential with no owner is a violation.")
+    annotationKeys: list[Annotated[str, Field(max_length=317)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Annotation keys naming an owner, after credwarden.io/owner.",
+    )
+    labelKeys: list[Annotated[str, Field(max_length=317)]] = Field(
+        default_factory=lambda: ["owner", "team"],
+        max_length=32,
+        description="Label keys naming an owner.",
+    )
+
+
+class Generator(_Model):
+    length: int = Field(32, ge=16, le=4096, description="Characters per generated value.")
+    alphabet: Literal["alphanumeric", "ascii-printable", "hex", "base64url"] = "alphanumeric"
+
+
+class Rotation(_Model):
+    """How Enforce mode regenerates a Secret (limits.secrets.action: Rotate)."""
+
+    keys: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        min_length=1, max_length=64, description="Data keys to regenerate."
+    )
+    generator: Generator = Field(default_factory=Generator)
+    gracePeriod: Duration = Field(
+        "24h", description="How long the previous values are kept for rollback."
+    )
+
+
+class Exemptions(_Model):
+    names: list[Annotated[str, Field(max_length=317)]] = Field(
+        default_factory=list,
+        max_length=1024,
+        description="`namespace/name` or `name` globs this policy does not govern.",
+    )
+
+
+_ROTATE_NEEDS_ROTATION = {
+    "rule": "!has(self.limits) || !has(self.limits.secrets) || "
+    "!has(self.limits.secrets.action) || self.limits.secrets.action != 'Rotate' || "
+    "has(self.rotation)",
+    "message": "limits.secrets.action Rotate needs spec.rotation (which keys to regenerate)",
+}
+
+
+class CredentialPolicySpec(_Model):
+    """What a CredentialPolicy governs and how (its own namespace only)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_ROTATE_NEEDS_ROTATION]})
+
+    mode: Mode = Field("Audit", description="Audit reports; Enforce also revokes and rotates.")
+    selector: LabelSelector | None = Field(
+        None, description="Label selector on the credentials. Unset: all of them."
+    )
+    secretTypes: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Secret types governed. Empty: every credential type.",
+    )
+    serviceAccounts: bool = Field(True, description="Govern ServiceAccounts too.")
+    limits: Limits = Field(default_factory=Limits)
+    identity: IdentityRules | None = None
+    ownership: OwnershipRules | None = None
+    rotation: Rotation | None = None
+    exemptions: Exemptions | None = None
+
+
+class ClusterCredentialPolicySpec(CredentialPolicySpec):
+    """A CredentialPolicy for every namespace its namespaceSelector matches."""
+
+    namespaceSelector: LabelSelector | None = Field(
+        None, description="Namespaces governed. Unset: all namespaces."
+    )
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    lastTransitionTime: str | None = None
+    observedGeneration: int | None = None
+
+
+class Offender(BaseModel):
+    kind: str
+    namespace: str
+    name: str
+    status: str
+    findings: list[str] = Field(default_factory=list)
+
+
+class PolicyStatus(BaseModel):
+    """Written by the operator; read by `kubectl get cpol`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    observedGeneration: int | None = None
+    lastEvaluated: str | None = None
+    matched: int | None = None
+    compliant: int | None = None
+    expiring: int | None = None
+    violating: int | None = None
+    worstOffenders: list[Offender] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    kopf: dict[str, Any] | None = Field(
+        None,
+        description="Handler progress kept by the operator framework.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+KINDS = {
+    "CredentialPolicy": CredentialPolicySpec,
+    "ClusterCredentialPolicy": ClusterCredentialPolicySpec,
+}
+
+
+def limit_age(limit: TokenLimits | SecretLimits | CertificateLimits) -> timedelta | None:
+    """The maxAge of a limit block as a timedelta (None where unset)."""
+    return parse_duration(limit.maxAge) if limit.maxAge else None

@@ -1,0 +1,209 @@
+"""What the engine produces: lifecycle records, findings, and the plan of actions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from credwarden.inventory import CredentialKey
+
+Severity = Literal["warning", "violation"]
+
+COMPLIANT = "Compliant"
+EXPIRING = "Expiring"
+NON_COMPLIANT = "NonCompliant"
+EXEMPT = "Exempt"
+UNGOVERNED = "Ungoverned"
+# worst first, for sorting reports
+STATUS_ORDER = {NON_COMPLIANT: 0, EXPIRING: 1, COMPLIANT: 2, EXEMPT: 3, UNGOVERNED: 4}
+
+# The stable rule ids, in the order the rules run. docs/rules.md documents each.
+RULES: dict[str, tuple[Severity, str]] = {
+    "long-lived-token": ("violation", "LongLivedToken"),
+    "unused-token": ("warning", "UnusedToken"),
+    "credential-expired": ("violation", "CredentialExpired"),
+    "credential-expiring": ("warning", "CredentialExpiring"),
+    "certificate-expired": ("violation", "CertificateExpired"),
+    "certificate-expiring": ("warning", "CertificateExpiring"),
+    "certificate-unreadable": ("violation", "CertificateUnreadable"),
+    "human-identity": ("violation", "HumanIdentity"),
+    "cluster-admin-binding": ("violation", "ClusterAdminBinding"),
+    "user-identity-in-system-namespace": ("violation", "UserIdentityInSystemNamespace"),
+    "missing-owner": ("violation", "MissingOwner"),
+    "duplicate-secret": ("warning", "DuplicateSecret"),
+    "secret-in-env": ("warning", "SecretInEnv"),
+}
+EXPIRING_RULES = frozenset({"credential-expiring", "certificate-expiring"})
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule: str
+    severity: Severity
+    message: str
+
+    @classmethod
+    def of(cls, rule: str, message: str) -> Finding:
+        return cls(rule, RULES[rule][0], message)
+
+    @property
+    def reason(self) -> str:
+        return RULES[self.rule][1]
+
+    def to_json(self) -> dict[str, str]:
+        return {"rule": self.rule, "severity": self.severity, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Consumer:
+    kind: str
+    namespace: str
+    name: str
+    via: str  # env | file | imagePullSecret | serviceAccount
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name, "via": self.via}
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleRecord:
+    key: CredentialKey
+    type: str  # the Secret type, or "ServiceAccount"
+    uid: str
+    owner: str | None
+    owner_source: str | None
+    created_at: datetime | None
+    last_rotated_at: datetime | None
+    expires_at: datetime | None
+    status: str
+    policy: str | None  # the policy that decides the deadline and the action
+    mode: str | None
+    policies: tuple[str, ...]
+    consumers: tuple[Consumer, ...]
+    findings: tuple[Finding, ...]
+    next_review_at: datetime | None = None
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(sorted({finding.rule for finding in self.findings}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.key.kind,
+            "namespace": self.key.namespace,
+            "name": self.key.name,
+            "type": self.type,
+            "owner": self.owner,
+            "ownerSource": self.owner_source,
+            "createdAt": rfc3339(self.created_at),
+            "lastRotatedAt": rfc3339(self.last_rotated_at),
+            "expiresAt": rfc3339(self.expires_at),
+            "status": self.status,
+            "policy": self.policy,
+            "mode": self.mode,
+            "policies": list(self.policies),
+            "consumers": [consumer.to_json() for consumer in self.consumers],
+            "findings": [finding.to_json() for finding in self.findings],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Annotate:
+    """Set and remove credwarden's annotations on the credential."""
+
+    target: CredentialKey
+    uid: str
+    set: Mapping[str, str]
+    remove: tuple[str, ...]
+
+    def describe(self) -> str:
+        changed = ", ".join([*sorted(self.set), *(f"-{key}" for key in self.remove)])
+        return f"annotate {self.target}: {changed}"
+
+
+@dataclass(frozen=True, slots=True)
+class PostEvent:
+    target: CredentialKey
+    uid: str
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+    def describe(self) -> str:
+        return f"event {self.type} {self.reason} on {self.target}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    """Delete a legacy token Secret, preconditioned on its uid and resourceVersion."""
+
+    target: CredentialKey
+    uid: str
+    resource_version: str
+    policy: str
+    reason: str
+    enforced: bool  # False: the policy is in Audit mode; shown, not done
+
+    def describe(self) -> str:
+        verb = "revoke" if self.enforced else "would revoke (Audit)"
+        return f"{verb} {self.target}: {self.reason} [{self.policy}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Rotate:
+    """Regenerate the named keys of a Secret."""
+
+    target: CredentialKey
+    uid: str
+    resource_version: str
+    policy: str
+    keys: tuple[str, ...]
+    reason: str
+    enforced: bool
+
+    def describe(self) -> str:
+        verb = "rotate" if self.enforced else "would rotate (Audit)"
+        return f"{verb} {self.target} keys {', '.join(self.keys)}: {self.reason} [{self.policy}]"
+
+
+Action = Annotate | PostEvent | Revoke | Rotate
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """A whole evaluation: one record per credential and the plan for all of them."""
+
+    now: datetime
+    records: list[LifecycleRecord] = field(default_factory=list)
+    plan: list[Action] = field(default_factory=list)
+    policy_errors: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        by_rule: dict[str, int] = {}
+        for record in self.records:
+            by_status[record.status] = by_status.get(record.status, 0) + 1
+            for rule in record.rule_ids:
+                by_rule[rule] = by_rule.get(rule, 0) + 1
+        return {
+            "credentials": len(self.records),
+            "byStatus": dict(sorted(by_status.items(), key=lambda kv: STATUS_ORDER[kv[0]])),
+            "byRule": dict(sorted(by_rule.items())),
+            "plannedActions": _count_actions(self.plan),
+        }
+
+
+def _count_actions(plan: list[Action]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for action in plan:
+        name = type(action).__name__
+        counts[name] = counts.get(name, 0) + 1
+    return counts

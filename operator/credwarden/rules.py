@@ -1,0 +1,286 @@
+"""The rules: small functions from a credential's context to findings, run in order.
+
+Each rule reads the `RuleContext` the engine prepared (governing policies, owner,
+consumers, deadline) and returns zero or more findings. Messages name objects, keys,
+dates and policies, never a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from credwarden.durations import format_duration, parse_duration
+from credwarden.facts import Meta, PolicyFacts, SecretFacts, ServiceAccountFacts
+from credwarden.identity import is_control_plane_account, looks_like_person
+from credwarden.inventory import CredentialKey, Inventory
+from credwarden.records import Consumer, Finding, rfc3339
+from credwarden.selection import name_matches
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When a credential expires, and which policy said so."""
+
+    expires_at: datetime
+    warn_from: datetime
+    policy: PolicyFacts
+    action: str  # Warn | Revoke | Rotate
+    why: str  # e.g. "90d after creation", "the certificate's notAfter"
+
+
+@dataclass(slots=True)
+class RuleContext:
+    key: CredentialKey
+    meta: Meta
+    secret: SecretFacts | None
+    account: ServiceAccountFacts | None
+    inventory: Inventory
+    now: datetime
+    policies: Sequence[PolicyFacts]
+    owner: str | None
+    owner_required_by: PolicyFacts | None
+    consumers: tuple[Consumer, ...]
+    deadline: Deadline | None
+    # token Secrets of a ServiceAccount with their deadlines
+    token_deadlines: Sequence[tuple[SecretFacts, Deadline]] = ()
+    # future instants at which this credential's evaluation changes by itself
+    milestones: list[datetime] = field(default_factory=list)
+
+    def milestone(self, moment: datetime) -> None:
+        if moment > self.now:
+            self.milestones.append(moment)
+
+
+Rule = Callable[[RuleContext], list[Finding]]
+
+
+def _age(now: datetime, since: datetime) -> str:
+    return format_duration(timedelta(days=max(0, (now - since).days)))
+
+
+def _expiry_findings(context: RuleContext, expired_rule: str, expiring_rule: str) -> list[Finding]:
+    deadline = context.deadline
+    if deadline is None:
+        return []
+    context.milestone(deadline.warn_from)
+    context.milestone(deadline.expires_at)
+    policy = deadline.policy.display_name
+    when = rfc3339(deadline.expires_at)
+    if context.now >= deadline.expires_at:
+        return [Finding.of(expired_rule, f"expired {when}, {deadline.why} (policy {policy})")]
+    if context.now >= deadline.warn_from:
+        return [Finding.of(expiring_rule, f"expires {when}, {deadline.why} (policy {policy})")]
+    return []
+
+
+def rule_token_age(context: RuleContext) -> list[Finding]:
+    """long-lived-token: a legacy token Secret past its limit (and the account holding it)."""
+    if context.secret is not None and context.secret.is_token:
+        return _expiry_findings(context, "long-lived-token", "credential-expiring")
+    findings: list[Finding] = []
+    for token, deadline in context.token_deadlines:
+        context.milestone(deadline.expires_at)
+        if context.now >= deadline.expires_at:
+            created = token.meta.created_at
+            age = f", {_age(context.now, created)} old" if created else ""
+            findings.append(
+                Finding.of(
+                    "long-lived-token",
+                    f"holds legacy token Secret {token.meta.name}{age}, past its limit "
+                    f"({deadline.why}, policy {deadline.policy.display_name})",
+                )
+            )
+    return findings
+
+
+def rule_unused_token(context: RuleContext) -> list[Finding]:
+    """unused-token: not used since the limit, or never recorded as used and mounted by no Pod."""
+    secret = context.secret
+    if secret is None or not secret.is_token or context.deadline is None:
+        return []
+    limits = context.deadline.policy.spec.limits.serviceAccountTokens  # type: ignore[union-attr]
+    if limits is None:
+        return []
+    window = parse_duration(limits.unusedAfter or limits.maxAge)
+    if secret.legacy_last_used is not None:
+        last_used = datetime.combine(
+            secret.legacy_last_used, datetime.min.time(), tzinfo=context.now.tzinfo
+        )
+        context.milestone(last_used + window)
+        if context.now - last_used >= window:
+            return [
+                Finding.of(
+                    "unused-token",
+                    f"last used {secret.legacy_last_used.isoformat()}, more than "
+                    f"{format_duration(window)} ago",
+                )
+            ]
+        return []
+    # every workload counts here, the Pods a Deployment runs included
+    mounted = any(
+        use.secret == secret.meta.name and use.via == "file"
+        for workload in context.inventory.consumers_of(*secret.key)
+        for use in workload.uses
+    )
+    if not mounted:
+        return [Finding.of("unused-token", "mounted by no Pod and no recorded use")]
+    return []
+
+
+def rule_secret_age(context: RuleContext) -> list[Finding]:
+    """credential-expired / credential-expiring for stored credentials."""
+    secret = context.secret
+    if secret is None or secret.is_token or secret.is_tls:
+        return []
+    return _expiry_findings(context, "credential-expired", "credential-expiring")
+
+
+def rule_certificate(context: RuleContext) -> list[Finding]:
+    """certificate-expired / certificate-expiring / certificate-unreadable for TLS Secrets."""
+    secret = context.secret
+    if secret is None or not secret.is_tls or not context.policies:
+        return []
+    if secret.cert_error is not None:
+        return [Finding.of("certificate-unreadable", secret.cert_error)]
+    return _expiry_findings(context, "certificate-expired", "certificate-expiring")
+
+
+def rule_human_identity(context: RuleContext) -> list[Finding]:
+    """human-identity: a ServiceAccount named like a person that no workload runs as."""
+    if context.account is None:
+        return []
+    name = context.key.name
+    for policy in context.policies:
+        identity = policy.spec.identity if policy.spec else None
+        if identity is None or not identity.flagPersonNames:
+            continue
+        if not looks_like_person(name, identity.personNamePatterns):
+            continue
+        if context.inventory.workloads_running_as(context.key.namespace, name):
+            return []
+        return [
+            Finding.of(
+                "human-identity",
+                f"named like a person and no workload runs as it (policy {policy.display_name})",
+            )
+        ]
+    return []
+
+
+def rule_cluster_admin(context: RuleContext) -> list[Finding]:
+    """cluster-admin-binding: a ServiceAccount bound to the cluster-admin ClusterRole."""
+    if context.account is None:
+        return []
+    bindings = context.inventory.cluster_admin_bindings(context.key.namespace, context.key.name)
+    if not bindings:
+        return []
+    for policy in context.policies:
+        identity = policy.spec.identity if policy.spec else None
+        if identity is None or not identity.forbidClusterAdmin:
+            continue
+        if name_matches(identity.clusterAdminAllowed, context.key.namespace, context.key.name):
+            continue
+        via = ", ".join(
+            f"{binding.kind} {binding.namespace + '/' if binding.namespace else ''}{binding.name}"
+            for binding in bindings
+        )
+        return [
+            Finding.of(
+                "cluster-admin-binding",
+                f"bound to cluster-admin by {via} (policy {policy.display_name})",
+            )
+        ]
+    return []
+
+
+def rule_system_namespace(context: RuleContext) -> list[Finding]:
+    """user-identity-in-system-namespace: an account in a protected namespace that is
+    neither a control-plane account nor used by a workload there."""
+    if context.account is None:
+        return []
+    namespace, name = context.key.namespace, context.key.name
+    for policy in context.policies:
+        identity = policy.spec.identity if policy.spec else None
+        if identity is None or namespace not in identity.protectedNamespaces:
+            continue
+        if is_control_plane_account(name, identity.systemAccounts):
+            return []
+        if context.inventory.workloads_running_as(namespace, name):
+            return []
+        return [
+            Finding.of(
+                "user-identity-in-system-namespace",
+                f"in protected namespace {namespace}, not a control-plane account, and no "
+                f"workload there runs as it (policy {policy.display_name})",
+            )
+        ]
+    return []
+
+
+def rule_missing_owner(context: RuleContext) -> list[Finding]:
+    policy = context.owner_required_by
+    if policy is None or context.owner:
+        return []
+    return [
+        Finding.of(
+            "missing-owner",
+            f"no owner: set the credwarden.io/owner annotation (policy {policy.display_name})",
+        )
+    ]
+
+
+def rule_duplicate(context: RuleContext) -> list[Finding]:
+    """duplicate-secret: a value that is also stored in another Secret (keyed hashes)."""
+    secret = context.secret
+    if secret is None or not context.policies:
+        return []
+    others: dict[tuple[str, str], list[str]] = {}
+    for data_key, digest in sorted(secret.value_hashes.items()):
+        for namespace, name, _ in context.inventory.sharing_value(digest):
+            if (namespace, name) != secret.key:
+                others.setdefault((namespace, name), []).append(data_key)
+    if not others:
+        return []
+    places = sorted(others)
+    shown = ", ".join(f"{namespace}/{name}" for namespace, name in places[:3])
+    more = f" and {len(places) - 3} more" if len(places) > 3 else ""
+    keys = sorted({key for keys in others.values() for key in keys})
+    return [
+        Finding.of(
+            "duplicate-secret",
+            f"value of key {', '.join(keys)} also stored in Secret {shown}{more}",
+        )
+    ]
+
+
+def rule_secret_in_env(context: RuleContext) -> list[Finding]:
+    if context.secret is None or not context.policies:
+        return []
+    readers = sorted({f"{c.kind}/{c.name}" for c in context.consumers if c.via == "env"})
+    if not readers:
+        return []
+    more = f" and {len(readers) - 3} more" if len(readers) > 3 else ""
+    return [
+        Finding.of(
+            "secret-in-env",
+            f"read through environment variables by {', '.join(readers[:3])}{more}; "
+            "prefer a mounted file",
+        )
+    ]
+
+
+# The chain, in order. A finding's rule id is stable; see records.RULES.
+RULE_CHAIN: tuple[Rule, ...] = (
+    rule_token_age,
+    rule_unused_token,
+    rule_secret_age,
+    rule_certificate,
+    rule_human_identity,
+    rule_cluster_admin,
+    rule_system_namespace,
+    rule_missing_owner,
+    rule_duplicate,
+    rule_secret_in_env,
+)
