@@ -306,10 +306,14 @@ def evaluate_credential(
         policies=tuple(policy.display_name for policy in policies),
         consumers=consumers,
         findings=tuple(findings),
-        next_review_at=min(context.milestones) if context.milestones and status not in (
+        next_review_at=min(context.milestones)
+        if context.milestones
+        and status
+        not in (
             EXEMPT,
             UNGOVERNED,
-        ) else None,
+        )
+        else None,
     )
     return record, plan_for(record, meta, deadline, secret)
 
@@ -368,9 +372,7 @@ def plan_for(
             )
 
     if deadline is not None and secret is not None and record.status == NON_COMPLIANT:
-        expired = any(
-            f.rule in ("long-lived-token", "credential-expired") for f in record.findings
-        )
+        expired = any(f.rule in ("long-lived-token", "credential-expired") for f in record.findings)
         spec = deadline.policy.spec
         enforced = spec is not None and spec.mode == "Enforce"
         reason = f"expired {rfc3339(deadline.expires_at)}, {deadline.why}"

@@ -55,8 +55,8 @@ class Inventory:
         self._consumers: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = defaultdict(set)
         self._sa_users: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = defaultdict(set)
         self._tokens: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
-        self._admin_bindings: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = (
-            defaultdict(set)
+        self._admin_bindings: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = defaultdict(
+            set
         )
         self._by_hash: defaultdict[str, set[tuple[str, str, str]]] = defaultdict(set)
         self._by_namespace: defaultdict[str, set[CredentialKey]] = defaultdict(set)
@@ -151,7 +151,9 @@ class Inventory:
     def _sa_dependents(self, namespace: str, name: str) -> set[CredentialKey]:
         # token Secrets inherit their account's owner
         affected = {_sa_key(namespace, name)}
-        affected.update(_secret_key(namespace, token) for token in self._tokens.get((namespace, name), ()))
+        affected.update(
+            _secret_key(namespace, token) for token in self._tokens.get((namespace, name), ())
+        )
         return affected
 
     def upsert_namespace(self, facts: NamespaceFacts) -> set[CredentialKey]:

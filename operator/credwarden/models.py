@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from credwarden.durations import DURATION_PATTERN, cel_seconds, parse_duration
 
@@ -45,7 +46,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _warn_shorter_than_max(path: str) -> dict[str, str]:
+def _warn_shorter_than_max(path: str) -> JsonDict:
     return {
         "rule": f"!has(self.warnBefore) || !has(self.maxAge) || "
         f"{cel_seconds('self.warnBefore')} < {cel_seconds('self.maxAge')}",
@@ -190,7 +191,7 @@ class Exemptions(_Model):
     )
 
 
-_ROTATE_NEEDS_ROTATION = {
+_ROTATE_NEEDS_ROTATION: JsonDict = {
     "rule": "!has(self.limits) || !has(self.limits.secrets) || "
     "!has(self.limits.secrets.action) || self.limits.secrets.action != 'Rotate' || "
     "has(self.rotation)",
@@ -201,7 +202,9 @@ _ROTATE_NEEDS_ROTATION = {
 class CredentialPolicySpec(_Model):
     """What a CredentialPolicy governs and how (its own namespace only)."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_ROTATE_NEEDS_ROTATION]})
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [_ROTATE_NEEDS_ROTATION]}
+    )
 
     mode: Mode = Field("Audit", description="Audit reports; Enforce also revokes and rotates.")
     selector: LabelSelector | None = Field(

@@ -40,9 +40,7 @@ def explicit_owner(meta: Meta) -> str | None:
     return value if source in (None, "", "annotation") else None
 
 
-def _own_owner(
-    meta: Meta, annotation_keys: Sequence[str], label_keys: Sequence[str]
-) -> Owner:
+def _own_owner(meta: Meta, annotation_keys: Sequence[str], label_keys: Sequence[str]) -> Owner:
     explicit = explicit_owner(meta)
     if explicit:
         return explicit, "annotation"

@@ -115,6 +115,10 @@ class LifecycleRecord:
         }
 
 
+def _target(key: CredentialKey) -> dict[str, str]:
+    return {"kind": key.kind, "namespace": key.namespace, "name": key.name}
+
+
 @dataclass(frozen=True, slots=True)
 class Annotate:
     """Set and remove credwarden's annotations on the credential."""
@@ -128,6 +132,14 @@ class Annotate:
         changed = ", ".join([*sorted(self.set), *(f"-{key}" for key in self.remove)])
         return f"annotate {self.target}: {changed}"
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "annotate",
+            **_target(self.target),
+            "set": dict(sorted(self.set.items())),
+            "remove": list(self.remove),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class PostEvent:
@@ -139,6 +151,15 @@ class PostEvent:
 
     def describe(self) -> str:
         return f"event {self.type} {self.reason} on {self.target}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "event",
+            **_target(self.target),
+            "type": self.type,
+            "reason": self.reason,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +177,15 @@ class Revoke:
         verb = "revoke" if self.enforced else "would revoke (Audit)"
         return f"{verb} {self.target}: {self.reason} [{self.policy}]"
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "revoke",
+            **_target(self.target),
+            "policy": self.policy,
+            "reason": self.reason,
+            "enforced": self.enforced,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Rotate:
@@ -172,6 +202,16 @@ class Rotate:
     def describe(self) -> str:
         verb = "rotate" if self.enforced else "would rotate (Audit)"
         return f"{verb} {self.target} keys {', '.join(self.keys)}: {self.reason} [{self.policy}]"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "rotate",
+            **_target(self.target),
+            "policy": self.policy,
+            "keys": list(self.keys),
+            "reason": self.reason,
+            "enforced": self.enforced,
+        }
 
 
 Action = Annotate | PostEvent | Revoke | Rotate

@@ -31,7 +31,7 @@ def selector_matches(selector: LabelSelector | None, labels: Mapping[str, str]) 
             return False
     for requirement in selector.matchExpressions:
         present = requirement.key in labels
-        value = labels.get(requirement.key)
+        value = labels.get(requirement.key, "")
         if requirement.operator == "In" and value not in requirement.values:
             return False
         if requirement.operator == "NotIn" and present and value in requirement.values:

@@ -1,0 +1,197 @@
+"""`credwarden`: one entry point for every command."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from credwarden import __version__
+from credwarden.engine import evaluate
+from credwarden.facts import PolicyFacts, parse_time
+from credwarden.records import Evaluation
+from credwarden.report import RENDERERS
+from credwarden.snapshot import (
+    InputError,
+    Snapshot,
+    inventory_from_objects,
+    load_policy_files,
+    load_snapshot,
+    parse_policy,
+)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def baseline_policies() -> list[PolicyFacts]:
+    """The documented built-in baseline (data/baseline.yaml)."""
+    text = resources.files("credwarden").joinpath("data/baseline.yaml").read_text()
+    return [
+        parse_policy(document, f"baseline.yaml: document {index}")
+        for index, document in enumerate(yaml.safe_load_all(text), start=1)
+        if document
+    ]
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    parsed = parse_time(text)
+    if parsed is None:
+        raise InputError(
+            f"--now: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, got {text!r}"
+        )
+    return parsed
+
+
+def _fails(evaluation: Evaluation, fail_on: str) -> bool:
+    if fail_on == "never":
+        return False
+    severities = {"violation"} if fail_on == "violation" else {"violation", "warning"}
+    return any(
+        finding.severity in severities
+        for record in evaluation.records
+        for finding in record.findings
+    )
+
+
+def run_audit(
+    snapshot: Snapshot, policy_files: Sequence[Path], now: datetime
+) -> tuple[Evaluation, str]:
+    """Evaluate a snapshot. Policies: --policy files, else the snapshot's own, else baseline."""
+    if policy_files:
+        policies, source = load_policy_files(policy_files), "--policy files"
+    elif snapshot.policies:
+        policies, source = snapshot.policies, "the snapshot's policies"
+    else:
+        policies, source = baseline_policies(), "the built-in baseline"
+    for policy in policies:
+        snapshot.inventory.upsert_policy(policy)
+    return evaluate(snapshot.inventory, now), source
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    now = _parse_now(args.now)
+    # values are hashed under a key that exists only for this run
+    hash_key = secrets.token_bytes(32)
+    if args.snapshot:
+        snapshot = load_snapshot(args.snapshot, hash_key)
+    else:
+        from credwarden.live import read_cluster
+
+        snapshot = read_cluster(hash_key)
+    evaluation, _ = run_audit(snapshot, args.policy or [], now)
+    sys.stdout.write(RENDERERS[args.output](evaluation))
+    return EXIT_FINDINGS if _fails(evaluation, args.fail_on) else EXIT_OK
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    from credwarden import crdgen
+
+    if args.output_dir:
+        for path in crdgen.write_crds(Path(args.output_dir)):
+            print(path)
+    else:
+        sys.stdout.write(crdgen.render_yaml())
+    return EXIT_OK
+
+
+def cmd_version(_: argparse.Namespace) -> int:
+    print(f"credwarden {__version__}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from credwarden import scenario
+
+    now = _parse_now(args.now)
+    hash_key = secrets.token_bytes(32)
+    if args.snapshot:
+        snapshot = load_snapshot(args.snapshot, hash_key)
+    else:
+        objects = scenario.build_objects(now)
+        policies = [
+            parse_policy(document, "example policies") for document in scenario.example_policies()
+        ]
+        snapshot = Snapshot(inventory_from_objects(objects, hash_key), len(objects), policies)
+    evaluation, source = run_audit(snapshot, args.policy or [], now)
+    print(f"credwarden demo: example MLOps cluster at {now.isoformat()}, policies from {source}\n")
+    sys.stdout.write(RENDERERS["table"](evaluation))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="credwarden",
+        description="Enforce the lifecycle of Kubernetes credentials.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    audit = commands.add_parser(
+        "audit",
+        help="evaluate every credential once and report",
+        description="Evaluate every ServiceAccount and Secret of a snapshot (or of the live "
+        "cluster named by the kubeconfig) and report owner, expiry, status and findings.",
+    )
+    audit.add_argument(
+        "--snapshot",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="YAML or JSON from `kubectl get ... -A -o yaml` (repeatable); "
+        "default: read the live cluster",
+    )
+    audit.add_argument(
+        "--policy",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="policy manifests (repeatable); default: the snapshot's policies, "
+        "else the built-in baseline",
+    )
+    audit.add_argument("--now", metavar="RFC3339", help="evaluate as of this time (default: now)")
+    audit.add_argument("--output", choices=sorted(RENDERERS), default="table")
+    audit.add_argument(
+        "--fail-on",
+        choices=("warning", "violation", "never"),
+        default="violation",
+        help="exit 1 when a finding of this severity or worse exists (default: violation)",
+    )
+    audit.set_defaults(func=cmd_audit)
+
+    demo = commands.add_parser("demo", help="run on the built-in example MLOps cluster")
+    demo.add_argument("--snapshot", action="append", type=Path, metavar="FILE")
+    demo.add_argument("--policy", action="append", type=Path, metavar="FILE")
+    demo.add_argument("--now", metavar="RFC3339")
+    demo.set_defaults(func=cmd_demo)
+
+    crds = commands.add_parser("crds", help="print the CustomResourceDefinitions")
+    crds.add_argument("--output-dir", metavar="DIR", help="write one file per CRD into DIR")
+    crds.set_defaults(func=cmd_crds)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except InputError as error:
+        print(f"credwarden: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
