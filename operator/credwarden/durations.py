@@ -11,7 +11,8 @@ from datetime import timedelta
 
 DURATION_PATTERN = r"^[0-9]{1,6}(s|m|h|d|w)$"
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(DURATION_PATTERN)
+# fullmatch: in Python `$` also matches before a trailing newline
+_DURATION_RE = re.compile(DURATION_PATTERN.strip("^$"))
 
 
 class DurationError(ValueError):
@@ -20,7 +21,7 @@ class DurationError(ValueError):
 
 def parse_duration(text: str) -> timedelta:
     """Parse `90d` into a timedelta; raise DurationError with the expected form."""
-    if not isinstance(text, str) or not _DURATION_RE.match(text):
+    if not isinstance(text, str) or not _DURATION_RE.fullmatch(text):
         raise DurationError(
             f"invalid duration {text!r}: expected a whole number and one unit "
             "(s, m, h, d or w), e.g. 15m, 720h, 90d"

@@ -291,6 +291,9 @@ def evaluate_credential(
     if token_deadlines:
         expires_at = min(d.expires_at for _, d in token_deadlines)
     deciding = deadline.policy if deadline else (policies[0] if policies else None)
+    if exempt_reason:
+        # an exempt credential has no deadline and no deciding policy to show
+        expires_at, deciding = None, None
     record = LifecycleRecord(
         key=key,
         type=record_type,
@@ -387,7 +390,16 @@ def plan_for(
                     enforced,
                 )
             )
-        if expired and deadline.action == "Rotate" and spec is not None and spec.rotation:
+        # a Secret another controller writes (ExternalSecret, SealedSecret, Certificate)
+        # would be overwritten by it: never rotated here
+        owned_elsewhere = secret.meta.controller is not None
+        if (
+            expired
+            and deadline.action == "Rotate"
+            and spec is not None
+            and spec.rotation
+            and not owned_elsewhere
+        ):
             actions.append(
                 Rotate(
                     record.key,

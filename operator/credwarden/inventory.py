@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from credwarden.facts import (
     BindingFacts,
@@ -33,6 +34,15 @@ class CredentialKey:
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+def _discard(index: dict[Any, set[Any]], key: Any, value: Any) -> None:
+    """Remove value from index[key], dropping the set once empty (no slow leak)."""
+    values = index.get(key)
+    if values is not None:
+        values.discard(value)
+        if not values:
+            del index[key]
 
 
 def _secret_key(namespace: str, name: str) -> CredentialKey:
@@ -117,14 +127,11 @@ class Inventory:
         facts = self.secrets.pop((namespace, name), None)
         if facts is None:
             return set()
-        self._by_namespace[namespace].discard(_secret_key(namespace, name))
+        _discard(self._by_namespace, namespace, _secret_key(namespace, name))
         for data_key, digest in facts.value_hashes.items():
-            holders = self._by_hash[digest]
-            holders.discard((namespace, name, data_key))
-            if not holders:
-                del self._by_hash[digest]
+            _discard(self._by_hash, digest, (namespace, name, data_key))
         if facts.service_account:
-            self._tokens[(namespace, facts.service_account)].discard(name)
+            _discard(self._tokens, (namespace, facts.service_account), name)
         return self._secret_dependents(facts)
 
     def _secret_dependents(self, facts: SecretFacts) -> set[CredentialKey]:
@@ -145,7 +152,7 @@ class Inventory:
     def remove_service_account(self, namespace: str, name: str) -> set[CredentialKey]:
         if self.service_accounts.pop((namespace, name), None) is None:
             return set()
-        self._by_namespace[namespace].discard(_sa_key(namespace, name))
+        _discard(self._by_namespace, namespace, _sa_key(namespace, name))
         return self._sa_dependents(namespace, name)
 
     def _sa_dependents(self, namespace: str, name: str) -> set[CredentialKey]:
@@ -181,7 +188,7 @@ class Inventory:
         affected: set[CredentialKey] = set()
         for subject in facts.subjects:
             if subject.kind == "ServiceAccount":
-                self._admin_bindings[(subject.namespace, subject.name)].discard(facts.key)
+                _discard(self._admin_bindings, (subject.namespace, subject.name), facts.key)
                 affected.add(_sa_key(subject.namespace, subject.name))
         return affected
 
@@ -202,10 +209,10 @@ class Inventory:
             return set()
         affected: set[CredentialKey] = set()
         for use in facts.uses:
-            self._consumers[(namespace, use.secret)].discard(facts.key)
+            _discard(self._consumers, (namespace, use.secret), facts.key)
             affected.add(_secret_key(namespace, use.secret))
         if facts.service_account:
-            self._sa_users[(namespace, facts.service_account)].discard(facts.key)
+            _discard(self._sa_users, (namespace, facts.service_account), facts.key)
             affected.add(_sa_key(namespace, facts.service_account))
         return affected
 

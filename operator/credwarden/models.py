@@ -55,16 +55,26 @@ def _warn_shorter_than_max(path: str) -> JsonDict:
 
 
 class LabelSelectorRequirement(_Model):
-    key: str = Field(min_length=1, max_length=317)
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=64)
+    key: str = Field(min_length=1, max_length=317, description="The label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="How the key's value is compared with values."
+    )
+    values: list[Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Values for In and NotIn; empty for Exists and DoesNotExist.",
+    )
 
 
 class LabelSelector(_Model):
     """A Kubernetes label selector (matchLabels AND matchExpressions)."""
 
-    matchLabels: dict[str, Annotated[str, Field(max_length=63)]] = Field(default_factory=dict)
-    matchExpressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
+    matchLabels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict, description="Labels that must all be present with these values."
+    )
+    matchExpressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=32, description="Requirements that must all hold."
+    )
 
 
 class TokenLimits(_Model):
@@ -93,9 +103,7 @@ class SecretLimits(_Model):
         json_schema_extra={"x-kubernetes-validations": [_warn_shorter_than_max("secrets")]}
     )
 
-    maxAge: Duration = Field(
-        "180d", description="Maximum age since creation or last rotation."
-    )
+    maxAge: Duration = Field("180d", description="Maximum age since creation or last rotation.")
     warnBefore: Duration = Field("14d", description="Warn this long before maxAge is reached.")
     action: SecretAction = Field("Warn", description="What Enforce mode does on expiry.")
 
@@ -153,6 +161,8 @@ class IdentityRules(_Model):
 
 
 class OwnershipRules(_Model):
+    """Who owns a credential: where to read it, and whether one is required."""
+
     required: bool = Field(True, description="A credential with no owner is a violation.")
     annotationKeys: list[Annotated[str, Field(max_length=317)]] = Field(
         default_factory=list,
@@ -167,8 +177,12 @@ class OwnershipRules(_Model):
 
 
 class Generator(_Model):
+    """How new values are made: cryptographically random characters."""
+
     length: int = Field(32, ge=16, le=4096, description="Characters per generated value.")
-    alphabet: Literal["alphanumeric", "ascii-printable", "hex", "base64url"] = "alphanumeric"
+    alphabet: Literal["alphanumeric", "ascii-printable", "hex", "base64url"] = Field(
+        "alphanumeric", description="Characters a generated value is drawn from."
+    )
 
 
 class Rotation(_Model):
@@ -184,6 +198,8 @@ class Rotation(_Model):
 
 
 class Exemptions(_Model):
+    """Credentials this policy leaves alone."""
+
     names: list[Annotated[str, Field(max_length=317)]] = Field(
         default_factory=list,
         max_length=1024,
@@ -232,37 +248,43 @@ class ClusterCredentialPolicySpec(CredentialPolicySpec):
 
 
 class Condition(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A Kubernetes-style condition (e.g. Ready)."""
 
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    lastTransitionTime: str | None = None
-    observedGeneration: int | None = None
+    type: str = Field(description="The condition's name, e.g. Ready.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field("", description="One CamelCase word, e.g. InvalidSpec.")
+    message: str = Field("", description="What a person should know, in one line.")
+    lastTransitionTime: str | None = Field(None, description="When status last changed.")
+    observedGeneration: int | None = Field(None, description="The spec generation it describes.")
 
 
 class Offender(BaseModel):
-    kind: str
-    namespace: str
-    name: str
-    status: str
-    findings: list[str] = Field(default_factory=list)
+    """A credential among the worst this policy governs."""
+
+    kind: str = Field(description="Secret or ServiceAccount.")
+    namespace: str = Field(description="Its namespace.")
+    name: str = Field(description="Its name.")
+    status: str = Field(description="NonCompliant or Expiring.")
+    findings: list[str] = Field(default_factory=list, description="Its findings' rule ids.")
 
 
 class PolicyStatus(BaseModel):
     """Written by the operator; read by `kubectl get cpol`."""
 
-    model_config = ConfigDict(extra="allow")
-
-    observedGeneration: int | None = None
-    lastEvaluated: str | None = None
-    matched: int | None = None
-    compliant: int | None = None
-    expiring: int | None = None
-    violating: int | None = None
-    worstOffenders: list[Offender] = Field(default_factory=list)
-    conditions: list[Condition] = Field(default_factory=list)
+    observedGeneration: int | None = Field(None, description="The spec generation evaluated.")
+    lastEvaluated: str | None = Field(None, description="When the counts were last updated.")
+    matched: int | None = Field(None, ge=0, description="Credentials this policy governs.")
+    compliant: int | None = Field(None, ge=0, description="Of those, how many are Compliant.")
+    expiring: int | None = Field(None, ge=0, description="Of those, how many are Expiring.")
+    violating: int | None = Field(None, ge=0, description="Of those, how many are NonCompliant.")
+    worstOffenders: list[Offender] = Field(
+        default_factory=list, max_length=20, description="Up to 10 credentials, worst first."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready: False with reason InvalidSpec when the spec cannot be used.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     kopf: dict[str, Any] | None = Field(
         None,
         description="Handler progress kept by the operator framework.",

@@ -2,7 +2,7 @@
 
 Order (first hit wins): an explicit `credwarden.io/owner` annotation; the policy's extra
 annotation keys; its label keys; the controller in ownerReferences (ExternalSecret,
-SealedSecret, Certificate, ...); Helm; Argo CD; for a token Secret, its ServiceAccount's
+SealedSecret, Certificate, ...); cert-manager's certificate-name annotation; Helm; Argo CD; for a token Secret, its ServiceAccount's
 owner; the namespace's `credwarden.io/owner` annotation.
 """
 
@@ -17,6 +17,7 @@ OWNER_ANNOTATION = "credwarden.io/owner"
 OWNER_SOURCE_ANNOTATION = "credwarden.io/owner-source"
 FIELD_MANAGER = "credwarden"
 HELM_RELEASE = "meta.helm.sh/release-name"
+CERT_MANAGER_CERTIFICATE = "cert-manager.io/certificate-name"
 ARGOCD_TRACKING = "argocd.argoproj.io/tracking-id"
 ARGOCD_INSTANCE = "argocd.argoproj.io/instance"
 
@@ -53,6 +54,9 @@ def _own_owner(meta: Meta, annotation_keys: Sequence[str], label_keys: Sequence[
     controller = meta.controller
     if controller is not None and controller.kind and controller.name:
         return f"{controller.kind}/{controller.name}", "ownerReference"
+    # cert-manager sets no ownerReference by default, but names its Certificate
+    if certificate := meta.annotations.get(CERT_MANAGER_CERTIFICATE):
+        return f"Certificate/{certificate}", "cert-manager"
     if release := meta.annotations.get(HELM_RELEASE):
         return f"helm:{release}", "helm"
     if tracking := meta.annotations.get(ARGOCD_TRACKING):
