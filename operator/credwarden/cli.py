@@ -9,33 +9,39 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from credwarden import __version__
 from credwarden.engine import evaluate
 from credwarden.facts import PolicyFacts, parse_time
+from credwarden.policies import POLICY_KINDS
 from credwarden.records import Evaluation
 from credwarden.report import RENDERERS
 from credwarden.snapshot import (
     InputError,
     Snapshot,
-    inventory_from_objects,
+    load_objects,
     load_policy_files,
     load_snapshot,
     parse_policy,
+    policy_documents_of,
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
 
+def baseline_documents() -> list[dict[str, Any]]:
+    text = resources.files("credwarden").joinpath("data/baseline.yaml").read_text()
+    return [document for document in yaml.safe_load_all(text) if document]
+
+
 def baseline_policies() -> list[PolicyFacts]:
     """The documented built-in baseline (data/baseline.yaml)."""
-    text = resources.files("credwarden").joinpath("data/baseline.yaml").read_text()
     return [
         parse_policy(document, f"baseline.yaml: document {index}")
-        for index, document in enumerate(yaml.safe_load_all(text), start=1)
-        if document
+        for index, document in enumerate(baseline_documents(), start=1)
     ]
 
 
@@ -108,22 +114,37 @@ def cmd_version(_: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from credwarden import scenario
+    import asyncio
 
-    now = _parse_now(args.now)
-    hash_key = secrets.token_bytes(32)
+    from credwarden import scenario
+    from credwarden.demo import run_demo, with_mode
+
+    now = _parse_now(None)
     if args.snapshot:
-        snapshot = load_snapshot(args.snapshot, hash_key)
+        objects = load_objects(args.snapshot)
+        policy_documents = (
+            [*policy_documents_of(args.policy)]
+            if args.policy
+            else [d for d in objects if d.get("kind") in POLICY_KINDS] or baseline_documents()
+        )
+        objects = [d for d in objects if d.get("kind") not in POLICY_KINDS]
     else:
         objects = scenario.build_objects(now)
-        policies = [
-            parse_policy(document, "example policies") for document in scenario.example_policies()
-        ]
-        snapshot = Snapshot(inventory_from_objects(objects, hash_key), len(objects), policies)
-    evaluation, source = run_audit(snapshot, args.policy or [], now)
-    print(f"credwarden demo: example MLOps cluster at {now.isoformat()}, policies from {source}\n")
-    sys.stdout.write(RENDERERS["table"](evaluation))
-    return EXIT_OK
+        policy_documents = (
+            [*policy_documents_of(args.policy)] if args.policy else scenario.example_policies()
+        )
+    policies = with_mode(policy_documents, args.mode)
+    for index, policy in enumerate(policies, start=1):
+        parse_policy(policy, f"policy {index}")  # bad input: one line, before anything runs
+    return asyncio.run(
+        run_demo([*objects, *policies], now=now, seconds=args.seconds, dump=args.dump)
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from credwarden.operate import run_operator
+
+    return run_operator(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,11 +186,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.set_defaults(func=cmd_audit)
 
-    demo = commands.add_parser("demo", help="run on the built-in example MLOps cluster")
+    demo = commands.add_parser(
+        "demo",
+        help="run the operator against an in-process cluster (the example MLOps cluster)",
+        description="Run the real operator against an in-process Kubernetes API preloaded with "
+        "the example MLOps cluster (or --snapshot), print the lifecycle table and the Events "
+        "it posted, and exit once converged.",
+    )
     demo.add_argument("--snapshot", action="append", type=Path, metavar="FILE")
-    demo.add_argument("--policy", action="append", type=Path, metavar="FILE")
-    demo.add_argument("--now", metavar="RFC3339")
+    demo.add_argument(
+        "--policy",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="default: the example policies; with --snapshot, the snapshot's or the baseline",
+    )
+    demo.add_argument("--mode", choices=("Audit", "Enforce"), help="force every policy's mode")
+    demo.add_argument(
+        "--for",
+        dest="seconds",
+        type=float,
+        metavar="SECONDS",
+        help="keep running this long (default: until converged, then exit)",
+    )
+    demo.add_argument(
+        "--dump",
+        type=Path,
+        metavar="FILE",
+        help="write every object and event at the end as a v1 List (Secret values emptied)",
+    )
+    demo.add_argument("--metrics-port", type=int, metavar="PORT", help="serve /metrics here")
     demo.set_defaults(func=cmd_demo)
+
+    run = commands.add_parser(
+        "run",
+        help="run the operator against the cluster",
+        description="Run the operator against the cluster of the in-cluster ServiceAccount or "
+        "the kubeconfig: cluster-wide unless --namespace is given.",
+    )
+    run.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="watch only matching namespaces (globs, `!` negates; repeatable)",
+    )
+    run.add_argument("--health-port", type=int, default=8080, help="/healthz and /readyz")
+    run.add_argument("--metrics-port", type=int, default=9402, help="/metrics (0: off)")
+    run.add_argument("--qps", type=float, default=20.0, help="client-side write rate limit")
+    run.add_argument("--burst", type=int, default=50)
+    run.add_argument("--log-format", choices=("json", "console"), default=None)
+    run.add_argument(
+        "--no-per-credential-metrics",
+        dest="per_credential_metrics",
+        action="store_false",
+        help="export per-namespace aggregates only (very large clusters)",
+    )
+    run.set_defaults(func=cmd_run)
 
     crds = commands.add_parser("crds", help="print the CustomResourceDefinitions")
     crds.add_argument("--output-dir", metavar="DIR", help="write one file per CRD into DIR")

@@ -7,7 +7,7 @@ durations on the API server (they convert both to seconds with `substring`).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 DURATION_PATTERN = r"^[0-9]{1,6}(s|m|h|d|w)$"
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -27,6 +27,26 @@ def parse_duration(text: str) -> timedelta:
             "(s, m, h, d or w), e.g. 15m, 720h, 90d"
         )
     return timedelta(seconds=int(text[:-1]) * UNIT_SECONDS[text[-1]])
+
+
+# The calendar's ends, for arithmetic that would overflow (a year-9999 timestamp, a
+# 999999w limit): a deadline past the end of time is "never", before its start "always".
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+START_OF_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+def add(moment: datetime, delta: timedelta) -> datetime:
+    try:
+        return moment + delta
+    except OverflowError:
+        return END_OF_TIME if delta > timedelta(0) else START_OF_TIME
+
+
+def subtract(moment: datetime, delta: timedelta) -> datetime:
+    try:
+        return moment - delta
+    except OverflowError:
+        return START_OF_TIME if delta > timedelta(0) else END_OF_TIME
 
 
 def format_duration(delta: timedelta) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from credwarden.durations import parse_duration
-from credwarden.facts import Meta, PolicyFacts, SecretFacts, parse_time
+from credwarden.durations import add, parse_duration, subtract
+from credwarden.facts import Meta, PolicyFacts, SecretFacts, WorkloadFacts, parse_time
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.models import OwnershipRules
 from credwarden.owner import OWNER_ANNOTATION, OWNER_SOURCE_ANNOTATION, explicit_owner, infer_owner
@@ -88,13 +88,28 @@ def governing_policies(
 
 
 def last_rotated(secret: SecretFacts) -> datetime | None:
-    """credwarden's own record, else the newest write to data, else creation."""
+    """The later of credwarden's own record and the newest write to data; else creation.
+
+    The later one, so a Secret rotated by hand after credwarden last rotated it counts.
+    """
     meta = secret.meta
-    return (
-        parse_time(meta.annotations.get(LAST_ROTATED_ANNOTATION))
-        or meta.data_changed_at
-        or meta.created_at
-    )
+    known = [
+        moment
+        for moment in (
+            parse_time(meta.annotations.get(LAST_ROTATED_ANNOTATION)),
+            meta.data_changed_at,
+        )
+        if moment is not None
+    ]
+    return max(known) if known else meta.created_at
+
+
+def warning_window(max_age: timedelta, warn_before: str | None, default: timedelta) -> timedelta:
+    """warnBefore as written; unset: the default, or a quarter of maxAge if that is shorter
+    (so a 24h limit needs no warnBefore of its own)."""
+    if warn_before:
+        return parse_duration(warn_before)
+    return min(default, max_age / 4)
 
 
 def _pick(candidates: list[_Candidate]) -> Deadline | None:
@@ -106,7 +121,19 @@ def _pick(candidates: list[_Candidate]) -> Deadline | None:
         candidates, key=lambda c: (c[0], precedence_key(c[2], ACTION_STRENGTH[c[3]]))
     )
     widest = max(candidate[1] for candidate in candidates)
-    return Deadline(expires_at, expires_at - widest, policy, action, why)
+    return Deadline(
+        expires_at,
+        subtract(expires_at, widest),
+        policy,
+        action,
+        why,
+        tuple((c[0], c[2], c[3], c[4]) for c in candidates),
+    )
+
+
+TOKEN_WARNING = timedelta(days=14)
+SECRET_WARNING = timedelta(days=14)
+CERTIFICATE_WARNING = timedelta(days=30)
 
 
 def secret_deadline(
@@ -122,10 +149,11 @@ def secret_deadline(
         if secret.is_token:
             token = limits.serviceAccountTokens
             if token and created:
+                max_age = parse_duration(token.maxAge)
                 candidates.append(
                     (
-                        created + parse_duration(token.maxAge),
-                        parse_duration(token.warnBefore),
+                        add(created, max_age),
+                        warning_window(max_age, token.warnBefore, TOKEN_WARNING),
                         policy,
                         token.action,
                         f"{token.maxAge} after creation",
@@ -136,19 +164,23 @@ def secret_deadline(
             if certificate is None or secret.cert_not_after is None:
                 continue
             expires_at, why = secret.cert_not_after, "the certificate's notAfter"
+            window = CERTIFICATE_WARNING
             if certificate.maxAge and rotated:
-                by_age = rotated + parse_duration(certificate.maxAge)
+                max_age = parse_duration(certificate.maxAge)
+                window = min(window, max_age / 4)
+                by_age = add(rotated, max_age)
                 if by_age < expires_at:
                     expires_at, why = by_age, f"{certificate.maxAge} after {since}"
-            candidates.append(
-                (expires_at, parse_duration(certificate.warnBefore), policy, "Warn", why)
-            )
+            if certificate.warnBefore:
+                window = parse_duration(certificate.warnBefore)
+            candidates.append((expires_at, window, policy, "Warn", why))
         elif limits.secrets and rotated:
             stored = limits.secrets
+            max_age = parse_duration(stored.maxAge)
             candidates.append(
                 (
-                    rotated + parse_duration(stored.maxAge),
-                    parse_duration(stored.warnBefore),
+                    add(rotated, max_age),
+                    warning_window(max_age, stored.warnBefore, SECRET_WARNING),
                     policy,
                     stored.action,
                     f"{stored.maxAge} after {since}",
@@ -188,18 +220,31 @@ def _ownership(policies: Sequence[PolicyFacts]) -> tuple[list[str], list[str], P
     return annotation_keys, label_keys, required_by
 
 
+def _reported_elsewhere(inventory: Inventory, workload: WorkloadFacts) -> bool:
+    """A Pod or Job whose controlling workload is known is reported through that one.
+    ReplicaSets are not read: a Pod of ReplicaSet `web-5d8f` goes with Deployment `web`."""
+    if workload.controller is None:
+        return False
+    kind, name = workload.controller
+    if (kind, workload.namespace, name) in inventory.workloads:
+        return True
+    if kind == "ReplicaSet" and "-" in name:
+        return ("Deployment", workload.namespace, name.rsplit("-", 1)[0]) in inventory.workloads
+    return False
+
+
 def _consumers(inventory: Inventory, key: CredentialKey) -> tuple[Consumer, ...]:
     found: set[Consumer] = set()
     if key.kind == "Secret":
         for workload in inventory.consumers_of(key.namespace, key.name):
-            if workload.controlled:
-                continue  # reported through the Deployment, Job, ... that runs it
+            if _reported_elsewhere(inventory, workload):
+                continue
             for use in workload.uses:
                 if use.secret == key.name:
                     found.add(Consumer(workload.kind, workload.namespace, workload.name, use.via))
     else:
         for workload in inventory.workloads_running_as(key.namespace, key.name):
-            if not workload.controlled:
+            if not _reported_elsewhere(inventory, workload):
                 found.add(
                     Consumer(workload.kind, workload.namespace, workload.name, "serviceAccount")
                 )
@@ -212,6 +257,18 @@ def _status(findings: Sequence[Finding]) -> str:
     if any(finding.rule in EXPIRING_RULES for finding in findings):
         return EXPIRING
     return COMPLIANT
+
+
+def exemption(inventory: Inventory, meta: Meta, secret: SecretFacts | None) -> str | None:
+    """Why a credential is exempt, or None. A legacy token shares its ServiceAccount's
+    exemption: exempting an account would mean little if its tokens were revoked."""
+    if EXEMPT_ANNOTATION in meta.annotations:
+        return meta.annotations[EXEMPT_ANNOTATION]
+    if secret is not None and secret.is_token and secret.service_account:
+        account = inventory.service_accounts.get((meta.namespace, secret.service_account))
+        if account is not None and EXEMPT_ANNOTATION in account.meta.annotations:
+            return f"its ServiceAccount is exempt: {account.meta.annotations[EXEMPT_ANNOTATION]}"
+    return None
 
 
 def evaluate_credential(
@@ -241,7 +298,7 @@ def evaluate_credential(
         )
         record_type = "ServiceAccount"
 
-    exempt_reason = meta.annotations.get(EXEMPT_ANNOTATION)
+    exempt_reason = exemption(inventory, meta, secret)
     annotation_keys, label_keys, required_by = _ownership(policies)
     owner, owner_source = infer_owner(
         meta,
@@ -255,6 +312,8 @@ def evaluate_credential(
     token_deadlines: list[tuple[SecretFacts, Deadline]] = []
     if account is not None:
         for token in inventory.tokens_of(key.namespace, key.name):
+            if exemption(inventory, token.meta, token) is not None:
+                continue  # an exempt token does not make its account non-compliant
             token_deadline = secret_deadline(
                 token, _policies_for_secret(inventory, token), token.meta.created_at
             )
@@ -277,11 +336,11 @@ def evaluate_credential(
         token_deadlines=token_deadlines,
     )
     findings: list[Finding] = []
-    if policies and not exempt_reason:
+    if policies and exempt_reason is None:
         for rule in RULE_CHAIN:
             findings.extend(rule(context))
 
-    if exempt_reason:
+    if exempt_reason is not None:
         status = EXEMPT
     elif not policies:
         status = UNGOVERNED
@@ -291,7 +350,7 @@ def evaluate_credential(
     if token_deadlines:
         expires_at = min(d.expires_at for _, d in token_deadlines)
     deciding = deadline.policy if deadline else (policies[0] if policies else None)
-    if exempt_reason:
+    if exempt_reason is not None:
         # an exempt credential has no deadline and no deciding policy to show
         expires_at, deciding = None, None
     record = LifecycleRecord(
@@ -318,7 +377,7 @@ def evaluate_credential(
         )
         else None,
     )
-    return record, plan_for(record, meta, deadline, secret)
+    return record, plan_for(record, meta, deadline, secret, now)
 
 
 def desired_annotations(record: LifecycleRecord, meta: Meta) -> dict[str, str | None]:
@@ -343,7 +402,11 @@ def desired_annotations(record: LifecycleRecord, meta: Meta) -> dict[str, str | 
 
 
 def plan_for(
-    record: LifecycleRecord, meta: Meta, deadline: Deadline | None, secret: SecretFacts | None
+    record: LifecycleRecord,
+    meta: Meta,
+    deadline: Deadline | None,
+    secret: SecretFacts | None,
+    now: datetime,
 ) -> list[Action]:
     actions: list[Action] = []
     current = meta.annotations
@@ -374,18 +437,19 @@ def plan_for(
                 )
             )
 
-    if deadline is not None and secret is not None and record.status == NON_COMPLIANT:
-        expired = any(f.rule in ("long-lived-token", "credential-expired") for f in record.findings)
-        spec = deadline.policy.spec
+    acting = deadline.acting(now) if deadline is not None and secret is not None else None
+    if acting is not None and secret is not None and record.status == NON_COMPLIANT:
+        expired_at, policy, action, why = acting
+        spec = policy.spec
         enforced = spec is not None and spec.mode == "Enforce"
-        reason = f"expired {rfc3339(deadline.expires_at)}, {deadline.why}"
-        if expired and deadline.action == "Revoke" and secret.is_token:
+        reason = f"expired {rfc3339(expired_at)}, {why}"
+        if action == "Revoke" and secret.is_token:
             actions.append(
                 Revoke(
                     record.key,
                     record.uid,
                     meta.resource_version,
-                    deadline.policy.display_name,
+                    policy.display_name,
                     reason,
                     enforced,
                 )
@@ -393,19 +457,13 @@ def plan_for(
         # a Secret another controller writes (ExternalSecret, SealedSecret, Certificate)
         # would be overwritten by it: never rotated here
         owned_elsewhere = secret.meta.controller is not None
-        if (
-            expired
-            and deadline.action == "Rotate"
-            and spec is not None
-            and spec.rotation
-            and not owned_elsewhere
-        ):
+        if action == "Rotate" and spec is not None and spec.rotation and not owned_elsewhere:
             actions.append(
                 Rotate(
                     record.key,
                     record.uid,
                     meta.resource_version,
-                    deadline.policy.display_name,
+                    policy.display_name,
                     tuple(spec.rotation.keys),
                     reason,
                     enforced,

@@ -76,9 +76,9 @@ def parse_time(value: Any) -> datetime | None:
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_date(value: Any) -> date | None:
@@ -129,7 +129,7 @@ def _managed_fields(metadata: dict[str, Any]) -> tuple[dict[str, str], datetime 
         manager = _str(entry.get("manager"))
         annotations = _dict(_dict(fields.get("f:metadata")).get("f:annotations"))
         for key in annotations:
-            if key.startswith("f:"):
+            if isinstance(key, str) and key.startswith("f:"):
                 managers[key[2:]] = manager
         if "f:data" in fields or "f:stringData" in fields:
             when = parse_time(entry.get("time"))
@@ -247,9 +247,12 @@ class WorkloadFacts:
     name: str
     uses: tuple[SecretUse, ...]
     service_account: str | None
-    # owned by another workload (a Deployment's Pods): counted for "is it mounted",
-    # but reported through the owning workload
-    controlled: bool = False
+    # the workload that runs this one (a Pod's ReplicaSet, a Job's CronJob), if any
+    controller: tuple[str, str] | None = None
+
+    @property
+    def controlled(self) -> bool:
+        return self.controller is not None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -406,7 +409,11 @@ def workload_facts(body: Mapping[str, Any]) -> WorkloadFacts:
         uses=secret_uses(pod_spec),
         # Pods always run as some account; "default" when the spec names none
         service_account=service_account or ("default" if pod_spec or kind == "Pod" else None),
-        controlled=meta.controller is not None and meta.controller.kind in WORKLOAD_KINDS,
+        controller=(
+            (meta.controller.kind, meta.controller.name)
+            if meta.controller is not None and meta.controller.kind in WORKLOAD_KINDS
+            else None
+        ),
     )
 
 

@@ -85,7 +85,7 @@ CONTROL_PLANE_ACCOUNTS = (
 def _compiled(pattern: str) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)
-    except re.error:
+    except (re.error, OverflowError, RecursionError):  # e.g. a{4294967296}
         return None
 
 

@@ -53,6 +53,29 @@ def _sa_key(namespace: str, name: str) -> CredentialKey:
     return CredentialKey("ServiceAccount", namespace, name)
 
 
+def account_of(kind: str, namespace: str, name: str) -> tuple[str, str] | None:
+    """The ServiceAccount a binding subject names: a ServiceAccount subject, or the User
+    `system:serviceaccount:<namespace>:<name>` that the API server authenticates it as."""
+    if kind == "ServiceAccount" and name:
+        return (namespace, name)
+    if kind == "User" and name.startswith("system:serviceaccount:"):
+        parts = name.split(":")
+        if len(parts) == 4 and parts[2] and parts[3]:
+            return (parts[2], parts[3])
+    return None
+
+
+def accounts_group(kind: str, name: str) -> str | None:
+    """`*` for the Group of every ServiceAccount, the namespace for one namespace's."""
+    if kind != "Group":
+        return None
+    if name == "system:serviceaccounts":
+        return "*"
+    if name.startswith("system:serviceaccounts:") and len(name) > len("system:serviceaccounts:"):
+        return name[len("system:serviceaccounts:") :]
+    return None
+
+
 class Inventory:
     def __init__(self) -> None:
         self.secrets: dict[tuple[str, str], SecretFacts] = {}
@@ -68,6 +91,9 @@ class Inventory:
         self._admin_bindings: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = defaultdict(
             set
         )
+        # namespace ("*": every namespace) -> cluster-admin bindings of a whole group
+        # of accounts (system:serviceaccounts[:ns])
+        self._admin_groups: defaultdict[str, set[tuple[str, str, str]]] = defaultdict(set)
         self._by_hash: defaultdict[str, set[tuple[str, str, str]]] = defaultdict(set)
         self._by_namespace: defaultdict[str, set[CredentialKey]] = defaultdict(set)
 
@@ -104,8 +130,15 @@ class Inventory:
         return [self.secrets[(namespace, name)] for name in sorted(names)]
 
     def cluster_admin_bindings(self, namespace: str, service_account: str) -> list[BindingFacts]:
-        keys = self._admin_bindings.get((namespace, service_account), ())
+        keys = {
+            *self._admin_bindings.get((namespace, service_account), ()),
+            *self._admin_groups.get(namespace, ()),
+            *self._admin_groups.get("*", ()),
+        }
         return [self.bindings[key] for key in sorted(keys)]
+
+    def _accounts_in(self, namespace: str) -> set[CredentialKey]:
+        return {_sa_key(ns, name) for ns, name in self.service_accounts if namespace in ("*", ns)}
 
     def sharing_value(self, value_hash: str) -> list[tuple[str, str, str]]:
         """(namespace, secret, key) of every Secret value with this keyed hash."""
@@ -176,9 +209,12 @@ class Inventory:
         self.bindings[facts.key] = facts
         if facts.role_kind == "ClusterRole" and facts.role_name == CLUSTER_ADMIN:
             for subject in facts.subjects:
-                if subject.kind == "ServiceAccount":
-                    self._admin_bindings[(subject.namespace, subject.name)].add(facts.key)
-                    affected.add(_sa_key(subject.namespace, subject.name))
+                if account := account_of(subject.kind, subject.namespace, subject.name):
+                    self._admin_bindings[account].add(facts.key)
+                    affected.add(_sa_key(*account))
+                elif (group := accounts_group(subject.kind, subject.name)) is not None:
+                    self._admin_groups[group].add(facts.key)
+                    affected |= self._accounts_in(group)
         return affected
 
     def remove_binding(self, kind: str, namespace: str, name: str) -> set[CredentialKey]:
@@ -187,9 +223,12 @@ class Inventory:
             return set()
         affected: set[CredentialKey] = set()
         for subject in facts.subjects:
-            if subject.kind == "ServiceAccount":
-                _discard(self._admin_bindings, (subject.namespace, subject.name), facts.key)
-                affected.add(_sa_key(subject.namespace, subject.name))
+            if account := account_of(subject.kind, subject.namespace, subject.name):
+                _discard(self._admin_bindings, account, facts.key)
+                affected.add(_sa_key(*account))
+            elif (group := accounts_group(subject.kind, subject.name)) is not None:
+                _discard(self._admin_groups, group, facts.key)
+                affected |= self._accounts_in(group)
         return affected
 
     def upsert_workload(self, facts: WorkloadFacts) -> set[CredentialKey]:

@@ -87,11 +87,16 @@ class TokenLimits(_Model):
     )
 
     maxAge: Duration = Field("90d", description="Age after which a legacy token is expired.")
-    warnBefore: Duration = Field("14d", description="Warn this long before maxAge is reached.")
+    warnBefore: Duration | None = Field(
+        None,
+        description="Warn this long before maxAge is reached. Unset: 14d, or a quarter of "
+        "maxAge if that is shorter.",
+    )
     unusedAfter: Duration | None = Field(
         None,
         description="Flag `unused-token` when kubernetes.io/legacy-token-last-used is older "
-        "than this. Unset: only tokens that no Pod mounts are flagged.",
+        "than this. Unset: maxAge. A token with no recorded use is flagged when no workload "
+        "uses it.",
     )
     action: TokenAction = Field("Warn", description="What Enforce mode does on expiry.")
 
@@ -104,7 +109,11 @@ class SecretLimits(_Model):
     )
 
     maxAge: Duration = Field("180d", description="Maximum age since creation or last rotation.")
-    warnBefore: Duration = Field("14d", description="Warn this long before maxAge is reached.")
+    warnBefore: Duration | None = Field(
+        None,
+        description="Warn this long before maxAge is reached. Unset: 14d, or a quarter of "
+        "maxAge if that is shorter.",
+    )
     action: SecretAction = Field("Warn", description="What Enforce mode does on expiry.")
 
 
@@ -115,7 +124,11 @@ class CertificateLimits(_Model):
         json_schema_extra={"x-kubernetes-validations": [_warn_shorter_than_max("certificates")]}
     )
 
-    warnBefore: Duration = Field("30d", description="Warn this long before notAfter.")
+    warnBefore: Duration | None = Field(
+        None,
+        description="Warn this long before expiry. Unset: 30d, or a quarter of maxAge if "
+        "that is set and shorter.",
+    )
     maxAge: Duration | None = Field(
         None, description="Optional age limit; the sooner of this and notAfter applies."
     )
@@ -231,7 +244,11 @@ class CredentialPolicySpec(_Model):
         max_length=64,
         description="Secret types governed. Empty: every credential type.",
     )
-    serviceAccounts: bool = Field(True, description="Govern ServiceAccounts too.")
+    serviceAccounts: bool | None = Field(
+        None,
+        description="Govern ServiceAccounts too. Unset: yes, unless secretTypes narrows the "
+        "policy to some Secret types.",
+    )
     limits: Limits = Field(default_factory=Limits)
     identity: IdentityRules | None = None
     ownership: OwnershipRules | None = None

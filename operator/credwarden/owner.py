@@ -2,8 +2,9 @@
 
 Order (first hit wins): an explicit `credwarden.io/owner` annotation; the policy's extra
 annotation keys; its label keys; the controller in ownerReferences (ExternalSecret,
-SealedSecret, Certificate, ...); cert-manager's certificate-name annotation; Helm; Argo CD; for a token Secret, its ServiceAccount's
-owner; the namespace's `credwarden.io/owner` annotation.
+SealedSecret, Certificate, ...); cert-manager's certificate-name annotation; Helm;
+Argo CD; for a token Secret, its ServiceAccount's owner; the namespace's
+`credwarden.io/owner` annotation.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def semantic_problem(spec: CredentialPolicySpec) -> str | None:
     """Cross-field rules that the CRD also enforces with CEL, plus regex validity."""
     for name in ("serviceAccountTokens", "secrets", "certificates"):
         limit = getattr(spec.limits, name)
-        if limit is None or not getattr(limit, "maxAge", None):
+        if limit is None or not limit.maxAge or not limit.warnBefore:
             continue
         if parse_duration(limit.warnBefore) >= parse_duration(limit.maxAge):
             return (
@@ -64,7 +64,7 @@ def policy_from_manifest(manifest: Mapping[str, Any]) -> PolicyFacts:
         "uid": metadata.get("uid") if isinstance(metadata.get("uid"), str) else "",
         "generation": generation if isinstance(generation, int) else None,
     }
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         return PolicyFacts(**base, error=f"kind: expected one of {', '.join(KINDS)}")
     if manifest.get("apiVersion") != API_VERSION:
         return PolicyFacts(

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from credwarden.durations import format_duration, parse_duration
+from credwarden.durations import add, format_duration, parse_duration
 from credwarden.facts import Meta, PolicyFacts, SecretFacts, ServiceAccountFacts
 from credwarden.identity import is_control_plane_account, looks_like_person
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.records import Consumer, Finding, rfc3339
-from credwarden.selection import name_matches
+from credwarden.selection import name_matches, precedence_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,25 @@ class Deadline:
     policy: PolicyFacts
     action: str  # Warn | Revoke | Rotate
     why: str  # e.g. "90d after creation", "the certificate's notAfter"
+    # every governing policy's own deadline: (expires_at, policy, action, why)
+    candidates: tuple[tuple[datetime, PolicyFacts, str, str], ...] = ()
+
+    def acting(self, now: datetime) -> tuple[datetime, PolicyFacts, str, str] | None:
+        """Which policy acts at `now`: among those whose own limit has passed, the strongest
+        action, then Enforce, then precedence. A shorter Audit/Warn limit in a namespace
+        therefore never masks a cluster policy's Enforce/Revoke once that one has passed."""
+        passed = [c for c in self.candidates if c[0] <= now]
+        if not passed:
+            return None
+        strength = {"Warn": 0, "Revoke": 1, "Rotate": 1}
+        return min(
+            passed,
+            key=lambda c: (
+                -strength[c[2]],
+                0 if c[1].spec is not None and c[1].spec.mode == "Enforce" else 1,
+                precedence_key(c[1], 0),
+            ),
+        )
 
 
 @dataclass(slots=True)
@@ -108,7 +127,7 @@ def rule_unused_token(context: RuleContext) -> list[Finding]:
         last_used = datetime.combine(
             secret.legacy_last_used, datetime.min.time(), tzinfo=context.now.tzinfo
         )
-        context.milestone(last_used + window)
+        context.milestone(add(last_used, window))
         if context.now - last_used >= window:
             return [
                 Finding.of(
@@ -119,13 +138,8 @@ def rule_unused_token(context: RuleContext) -> list[Finding]:
             ]
         return []
     # every workload counts here, the Pods a Deployment runs included
-    mounted = any(
-        use.secret == secret.meta.name and use.via == "file"
-        for workload in context.inventory.consumers_of(*secret.key)
-        for use in workload.uses
-    )
-    if not mounted:
-        return [Finding.of("unused-token", "mounted by no Pod and no recorded use")]
+    if not context.inventory.consumers_of(*secret.key):
+        return [Finding.of("unused-token", "used by no workload and no recorded use")]
     return []
 
 
@@ -201,14 +215,15 @@ def rule_system_namespace(context: RuleContext) -> list[Finding]:
     if context.account is None:
         return []
     namespace, name = context.key.namespace, context.key.name
+    if context.inventory.workloads_running_as(namespace, name):
+        return []
     for policy in context.policies:
         identity = policy.spec.identity if policy.spec else None
         if identity is None or namespace not in identity.protectedNamespaces:
             continue
+        # an allow-list relaxes only the rule of the policy it is written in
         if is_control_plane_account(name, identity.systemAccounts):
-            return []
-        if context.inventory.workloads_running_as(namespace, name):
-            return []
+            continue
         return [
             Finding.of(
                 "user-identity-in-system-namespace",

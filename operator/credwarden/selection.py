@@ -32,7 +32,7 @@ def selector_matches(selector: LabelSelector | None, labels: Mapping[str, str]) 
     for requirement in selector.matchExpressions:
         present = requirement.key in labels
         value = labels.get(requirement.key, "")
-        if requirement.operator == "In" and value not in requirement.values:
+        if requirement.operator == "In" and (not present or value not in requirement.values):
             return False
         if requirement.operator == "NotIn" and present and value in requirement.values:
             return False
@@ -80,7 +80,9 @@ def governs(
     if not policy_covers_namespace(policy, namespace, namespace_labels):
         return False
     if kind == "ServiceAccount":
-        if not spec.serviceAccounts:
+        # unset: a policy narrowed to some Secret types (e.g. TLS only) is not about accounts
+        accounts = spec.serviceAccounts
+        if not (accounts if accounts is not None else not spec.secretTypes):
             return False
     else:
         governed_types = spec.secretTypes or CREDENTIAL_TYPES

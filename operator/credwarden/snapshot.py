@@ -106,6 +106,27 @@ def _check_object(located: Located, allowed: Iterable[str]) -> str:
     return kind
 
 
+def load_objects(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """Every object of snapshot files, checked (kind, name, namespace), as dicts."""
+    objects = []
+    for path in paths:
+        for located in _documents(Path(path)):
+            kind = _check_object(located, (*OBJECT_KINDS, *POLICY_KINDS))
+            if kind in POLICY_KINDS:
+                parse_policy(located.body, located.where)
+            objects.append(located.body)
+    return objects
+
+
+def policy_documents_of(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    """Policy manifests of files, each checked (an invalid one is an InputError)."""
+    for path in paths:
+        for located in _documents(Path(path)):
+            _check_object(located, POLICY_KINDS)
+            parse_policy(located.body, located.where)
+            yield located.body
+
+
 def load_policy_files(paths: Iterable[Path]) -> list[PolicyFacts]:
     """Policies from files; any invalid policy is an InputError naming its field."""
     policies: list[PolicyFacts] = []

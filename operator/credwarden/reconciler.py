@@ -1,0 +1,348 @@
+"""The reconcile loop: evaluate what changed or fell due, carry out the plan, keep status.
+
+One task does all of it. Watch handlers only update the inventory and mark credentials
+dirty; deadlines sit in one heap. Nothing runs before every watched kind has been listed
+once (an evaluation on a half-read cluster would flap annotations and events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from credwarden.engine import evaluate_credential
+from credwarden.inventory import CredentialKey, Inventory
+from credwarden.kube import ApiError, Conflict, KubeClient, NotFound, path_of
+from credwarden.records import (
+    COMPLIANT,
+    EXPIRING,
+    NON_COMPLIANT,
+    STATUS_ORDER,
+    Action,
+    Annotate,
+    LifecycleRecord,
+    PostEvent,
+    Revoke,
+    Rotate,
+    rfc3339,
+)
+from credwarden.schedule import DeadlineSchedule
+
+log = logging.getLogger("credwarden.reconciler")
+
+YIELD_EVERY = 200  # evaluations between yields to the event loop (watches keep flowing)
+HEARTBEAT = 30.0  # the loop wakes at least this often
+RETRY_AFTER_CONFLICT = timedelta(seconds=5)
+WORST_OFFENDERS = 10
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class ReconcileStats:
+    """Counters the metrics and the demo read."""
+
+    evaluations: int = 0
+    writes: int = 0
+    events_posted: int = 0
+    write_errors: int = 0
+    last_pass_seconds: float = 0.0
+    pass_durations: list[float] = field(default_factory=list)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        inventory: Inventory,
+        client: KubeClient,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        concurrency: int = 16,
+        instance: str = "",
+    ) -> None:
+        self.inventory = inventory
+        self.client = client
+        self.clock = clock
+        self.instance = instance
+        self.records: dict[CredentialKey, LifecycleRecord] = {}
+        self.schedule = DeadlineSchedule()
+        self.stats = ReconcileStats()
+        self.ready = asyncio.Event()
+        self.converged = asyncio.Event()
+        self.last_tick = time.monotonic()
+        # policy key -> its status as last seen on the cluster (to write only on change)
+        self.policy_status_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.listeners: list[Callable[[LifecycleRecord | None, CredentialKey], None]] = []
+        self._dirty: set[CredentialKey] = set()
+        self._policies_dirty = True
+        self._wake = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(concurrency)
+        # rules already announced by an Event while the annotation saying so is not written
+        self._announced: dict[CredentialKey, set[str]] = {}
+
+    # ---- inputs from the watches ----------------------------------------------------
+    def mark(self, keys: Iterable[CredentialKey]) -> None:
+        before = len(self._dirty)
+        self._dirty.update(keys)
+        if len(self._dirty) != before:
+            self.converged.clear()
+            self._wake.set()
+
+    def policies_changed(self) -> None:
+        self._policies_dirty = True
+        self.mark(self.inventory.credentials())
+        self.converged.clear()
+        self._wake.set()
+
+    def forget(self, keys: Iterable[CredentialKey]) -> None:
+        """Credentials that left the cluster: re-evaluate (drops them) and unschedule."""
+        self.mark(keys)
+
+    # ---- the loop -------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.ready.wait()
+        log.info("inventory listed: %d credentials; reconciling", len(self.inventory))
+        self.mark(self.inventory.credentials())
+        while True:
+            self.last_tick = time.monotonic()
+            now = self.clock()
+            self.mark(self.schedule.pop_due(now))
+            if self._dirty:
+                batch, self._dirty = self._dirty, set()
+                await self._reconcile(batch, now)
+                self._policies_dirty = True
+                continue
+            if self._policies_dirty:
+                self._policies_dirty = False
+                await self._write_policy_statuses(now)
+                continue
+            self.converged.set()
+            self._wake.clear()
+            timeout = HEARTBEAT
+            upcoming = self.schedule.next_deadline()
+            if upcoming is not None:
+                timeout = min(timeout, max(0.0, (upcoming - self.clock()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _reconcile(self, batch: set[CredentialKey], now: datetime) -> None:
+        started = time.perf_counter()
+        work: list[tuple[LifecycleRecord, list[Action]]] = []
+        for index, key in enumerate(sorted(batch)):
+            result = evaluate_credential(self.inventory, key, now)
+            self.stats.evaluations += 1
+            if result is None:
+                self.records.pop(key, None)
+                self.schedule.discard(key)
+                self._announced.pop(key, None)
+                self._notify(None, key)
+            else:
+                record, actions = result
+                self.records[key] = record
+                self.schedule.set(key, record.next_review_at)
+                self._notify(record, key)
+                if actions:
+                    work.append((record, actions))
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+        if work:
+            await asyncio.gather(*(self._carry_out(record, actions) for record, actions in work))
+        self.stats.last_pass_seconds = time.perf_counter() - started
+
+    def _notify(self, record: LifecycleRecord | None, key: CredentialKey) -> None:
+        for listener in self.listeners:
+            listener(record, key)
+
+    # ---- carrying out a plan ----------------------------------------------------------
+    async def _carry_out(self, record: LifecycleRecord, actions: list[Action]) -> None:
+        async with self._semaphore:
+            key = record.key
+            announced = self._announced.setdefault(key, set())
+            for action in actions:
+                if isinstance(action, PostEvent) and action.reason not in announced:
+                    await self._post_event(record, action)
+                    announced.add(action.reason)
+            for action in actions:
+                if isinstance(action, Annotate):
+                    if await self._annotate(record, action):
+                        self._announced.pop(key, None)
+                elif isinstance(action, Revoke | Rotate):
+                    # enforcement is carried out by the enforcement layer (issue: Enforcement);
+                    # until then a planned action is only reported
+                    log.info("planned: %s", action.describe())
+            if not any(isinstance(action, Annotate) for action in actions):
+                self._announced.pop(key, None)
+
+    def _involved(self, record: LifecycleRecord) -> dict[str, str]:
+        facts = (
+            self.inventory.secrets.get((record.key.namespace, record.key.name))
+            if record.key.kind == "Secret"
+            else self.inventory.service_accounts.get((record.key.namespace, record.key.name))
+        )
+        return {
+            "apiVersion": "v1",
+            "kind": record.key.kind,
+            "namespace": record.key.namespace,
+            "name": record.key.name,
+            "uid": record.uid,
+            "resourceVersion": facts.meta.resource_version if facts else "",
+        }
+
+    async def _post_event(self, record: LifecycleRecord, event: PostEvent) -> None:
+        try:
+            await self.client.post_event(
+                self._involved(record),
+                type_=event.type,
+                reason=event.reason,
+                message=event.message,
+                instance=self.instance,
+            )
+            self.stats.events_posted += 1
+        except ApiError as error:
+            self.stats.write_errors += 1
+            log.warning("event %s on %s not posted: %s", event.reason, record.key, error)
+
+    async def _annotate(self, record: LifecycleRecord, action: Annotate) -> bool:
+        key = record.key
+        facts = (
+            self.inventory.secrets.get((key.namespace, key.name))
+            if key.kind == "Secret"
+            else self.inventory.service_accounts.get((key.namespace, key.name))
+        )
+        if facts is None or facts.meta.uid != action.uid:
+            return False
+        changes: dict[str, str | None] = {**action.set, **dict.fromkeys(action.remove)}
+        try:
+            await self.client.annotate(
+                path_of(key.kind, key.namespace, key.name),
+                changes,
+                resource_version=facts.meta.resource_version,
+            )
+        except Conflict:
+            # changed since we read it: the watch brings the new version; look again soon
+            self.schedule.set(key, self.clock() + RETRY_AFTER_CONFLICT)
+            return False
+        except NotFound:
+            return False
+        except ApiError as error:
+            self.stats.write_errors += 1
+            log.warning("annotations on %s not written: %s", key, error)
+            self.schedule.set(key, self.clock() + RETRY_AFTER_CONFLICT)
+            return False
+        self.stats.writes += 1
+        return True
+
+    # ---- policy status --------------------------------------------------------------
+    def policy_statuses(self, now: datetime) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Each policy's status as it should be (without lastEvaluated)."""
+        counts: dict[str, list[LifecycleRecord]] = {}
+        for record in self.records.values():
+            for name in record.policies:
+                counts.setdefault(name, []).append(record)
+        statuses: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for policy in self.inventory.policies.values():
+            seen = self.policy_status_seen.get(policy.key, {})
+            if policy.error:
+                ready = _condition(
+                    seen, "False", "InvalidSpec", policy.error, policy.generation, now
+                )
+                statuses[policy.key] = {
+                    "observedGeneration": policy.generation,
+                    "conditions": [ready],
+                }
+                continue
+            governed = counts.get(policy.display_name, [])
+            by_status = {COMPLIANT: 0, EXPIRING: 0, NON_COMPLIANT: 0}
+            for record in governed:
+                if record.status in by_status:
+                    by_status[record.status] += 1
+            worst = sorted(
+                (r for r in governed if r.status in (NON_COMPLIANT, EXPIRING)),
+                key=lambda r: (STATUS_ORDER[r.status], -len(r.findings), r.key),
+            )[:WORST_OFFENDERS]
+            message = f"governs {len(governed)} credentials"
+            statuses[policy.key] = {
+                "observedGeneration": policy.generation,
+                "matched": len(governed),
+                "compliant": by_status[COMPLIANT],
+                "expiring": by_status[EXPIRING],
+                "violating": by_status[NON_COMPLIANT],
+                "worstOffenders": [
+                    {
+                        "kind": r.key.kind,
+                        "namespace": r.key.namespace,
+                        "name": r.key.name,
+                        "status": r.status,
+                        "findings": list(r.rule_ids),
+                    }
+                    for r in worst
+                ],
+                "conditions": [
+                    _condition(seen, "True", "Evaluated", message, policy.generation, now)
+                ],
+            }
+        return statuses
+
+    async def _write_policy_statuses(self, now: datetime) -> None:
+        for key, desired in self.policy_statuses_to_write(now).items():
+            kind, namespace, name = key
+            try:
+                await self.client.merge_patch(
+                    path_of(kind, namespace, name, "status"), {"status": desired}
+                )
+            except NotFound:
+                continue
+            except ApiError as error:
+                self.stats.write_errors += 1
+                log.warning("status of %s %s not written: %s", kind, name, error)
+                continue
+            self.stats.writes += 1
+            self.policy_status_seen[key] = desired
+
+    def policy_statuses_to_write(self, now: datetime) -> dict[tuple[str, str, str], dict[str, Any]]:
+        changed: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for key, desired in self.policy_statuses(now).items():
+            seen = self.policy_status_seen.get(key, {})
+            if _without(seen, "lastEvaluated") != _without(desired, "lastEvaluated"):
+                changed[key] = {**desired, "lastEvaluated": rfc3339(now)}
+        return changed
+
+
+def _without(status: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k not in keys and k != "kopf"}
+
+
+def _condition(
+    seen: Mapping[str, Any],
+    status: str,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A Ready condition; its transition time moves only when its status does."""
+    previous = next(
+        (
+            c
+            for c in seen.get("conditions") or []
+            if isinstance(c, dict) and c.get("type") == "Ready"
+        ),
+        {},
+    )
+    since = previous.get("lastTransitionTime") if previous.get("status") == status else None
+    return {
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since or rfc3339(now),
+        "observedGeneration": generation,
+    }
