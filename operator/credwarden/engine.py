@@ -386,8 +386,8 @@ def desired_annotations(record: LifecycleRecord, meta: Meta) -> dict[str, str | 
     if record.status in (EXEMPT, UNGOVERNED):
         desired: dict[str, str | None] = dict.fromkeys(MANAGED_ANNOTATIONS)
         if not ours_owner:
+            # a person's owner stays; without owner-source it still reads as theirs
             del desired[OWNER_ANNOTATION]
-            desired[OWNER_SOURCE_ANNOTATION] = meta.annotations.get(OWNER_SOURCE_ANNOTATION)
         return desired
     desired = {
         OWNER_SOURCE_ANNOTATION: record.owner_source,

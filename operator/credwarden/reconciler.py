@@ -85,7 +85,8 @@ class Reconciler:
         self._policies_dirty = True
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(concurrency)
-        # rules already announced by an Event while the annotation saying so is not written
+        # Event reasons already posted for a credential whose annotations (which record
+        # them) have not come back through the watch yet
         self._announced: dict[CredentialKey, set[str]] = {}
 
     # ---- inputs from the watches ----------------------------------------------------
@@ -149,8 +150,13 @@ class Reconciler:
                 self.records[key] = record
                 self.schedule.set(key, record.next_review_at)
                 self._notify(record, key)
-                if actions:
+                if any(isinstance(action, Annotate) for action in actions):
                     work.append((record, actions))
+                else:
+                    # the object carries what we announced: nothing is pending any more
+                    self._announced.pop(key, None)
+                    if actions:
+                        work.append((record, actions))
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
         if work:
@@ -172,14 +178,13 @@ class Reconciler:
                     announced.add(action.reason)
             for action in actions:
                 if isinstance(action, Annotate):
-                    if await self._annotate(record, action):
-                        self._announced.pop(key, None)
+                    # events stay remembered until the watch shows the annotation written:
+                    # until then a re-evaluation from the older version plans them again
+                    await self._annotate(record, action)
                 elif isinstance(action, Revoke | Rotate):
                     # enforcement is carried out by the enforcement layer (issue: Enforcement);
                     # until then a planned action is only reported
                     log.info("planned: %s", action.describe())
-            if not any(isinstance(action, Annotate) for action in actions):
-                self._announced.pop(key, None)
 
     def _involved(self, record: LifecycleRecord) -> dict[str, str]:
         facts = (
