@@ -437,3 +437,21 @@ def test_crds_in_the_emulator_match_the_generated_ones() -> None:
         assert namespaced == (crd["spec"]["scope"] == "Namespaced")
         assert "status" in subresources
     assert yaml.safe_dump(crd_manifests())  # renders
+
+
+async def test_a_401_on_a_write_logs_in_again_and_retries() -> None:
+    objects = [
+        secret("app", "team", {"password": "a-long-enough-value"}),
+        cluster_policy("p", {"limits": {"secrets": {}}}),
+    ]
+    async with emulated_cluster(objects) as sandbox:
+        sandbox.emulator.fail(
+            lambda r: r.method.value == "PATCH" and r.resource.plural == "secrets",
+            kmock.KubernetesError(status=401, reason="Unauthorized", message="token expired"),
+        )
+        async with operator_on(sandbox) as state:
+            await converged(sandbox)
+            assert state.client.relogin is not None
+            assert ours(stored(sandbox.emulator, SECRETS, "team", "app"))[CW + "status"]
+            patches = [r for r in credwarden_writes(sandbox.emulator) if r.method.value == "PATCH"]
+            assert len([p for p in patches if p.resource.plural == "secrets"]) == 2

@@ -28,7 +28,7 @@ from credwarden.facts import (
 )
 from credwarden.health import Heartbeat
 from credwarden.inventory import CredentialKey, Inventory
-from credwarden.kube import KubeClient, credentials_from
+from credwarden.kube import Credentials, KubeClient, credentials_from
 from credwarden.policies import POLICY_KINDS, policy_from_manifest
 from credwarden.reconciler import Reconciler
 
@@ -151,15 +151,24 @@ def build_registry(state: OperatorState, *, login: Login | None = None) -> kopf.
     for group, version, plural, kind in WATCHED:
         _watch(registry, state, group, version, plural, kind)
 
-    @kopf.on.login(registry=registry)
-    async def credwarden_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    async def connection_info(**kwargs: Any) -> kopf.ConnectionInfo | None:
         if login is not None:
             info = login(**kwargs)
-            info = await info if isinstance(info, Awaitable) else info
-        else:
-            info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+            return await info if isinstance(info, Awaitable) else info  # type: ignore[no-any-return]
+        # in a Pod: the ServiceAccount token (re-read on every login: kubelet rotates it)
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.login(registry=registry)
+    async def credwarden_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        info = await connection_info(**kwargs)
         if info is not None:
             await state.client.login(credentials_from(info))
+
+            async def relogin() -> Credentials | None:
+                fresh = await connection_info(**kwargs)
+                return credentials_from(fresh) if fresh is not None else None
+
+            state.client.relogin = relogin
         return info
 
     @kopf.on.cleanup(registry=registry)

@@ -163,6 +163,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     _revisions: Any = attrs.field(factory=lambda: itertools.count(1000), init=False)
     _last_revision: int = attrs.field(default=999, init=False)
     _faults: list[list[Any]] = attrs.field(factory=list, init=False)
+    _frozen: set[str] = attrs.field(factory=set, init=False)
 
     def declare_resources(self) -> None:
         for resource, (kind, namespaced, subresources) in RESOURCES.items():
@@ -187,6 +188,11 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         Items are exceptions (kmock.KubernetesError(status=500)) or kmock.Response objects.
         """
         self._faults.append([predicate, list(responses)])
+
+    def freeze_watches(self, resource: str, frozen: bool = True) -> None:
+        """Open watches of a resource stay connected but deliver nothing: the silently
+        stalled stream seen in production (nolar/kopf#585, #957)."""
+        (self._frozen.add if frozen else self._frozen.discard)(str(kmock.resource(resource)))
 
     async def drop_watches(self, resource: str, *, gone: bool = False) -> None:
         """End every open watch of a resource; with gone=True, with a 410 Gone first."""
@@ -334,6 +340,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                 revision = str((body.get("metadata") or {}).get("resourceVersion", ""))
                 replayed = event["type"] == "ADDED" and seen is not None
                 if replayed and (not revision.isdigit() or int(revision) <= (seen or 0)):
+                    continue
+                if str(request.resource) in self._frozen:
                     continue
                 if self._selected(request, body):
                     yield event

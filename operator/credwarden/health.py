@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,8 +37,8 @@ class Heartbeat:
     name: str = HEARTBEAT_NAME
     interval: float = 30.0
     grace: float = 120.0
-    last_written: str | None = None
-    written_at: float | None = None
+    # heartbeats written and not yet seen coming back, oldest first: (stamp, when)
+    unseen: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=64))
     seen_at: float | None = None
     last_success: float = field(default_factory=time.monotonic)
 
@@ -45,19 +46,19 @@ class Heartbeat:
         """Called for every Secret event: is it our heartbeat coming back?"""
         if namespace != self.namespace or name != self.name:
             return
-        if self.last_written and annotations.get(HEARTBEAT_ANNOTATION) == self.last_written:
+        stamp = annotations.get(HEARTBEAT_ANNOTATION)
+        if any(written == stamp for written, _ in self.unseen):
+            # this one and every older one have come through
+            while self.unseen and self.unseen.popleft()[0] != stamp:
+                pass
             self.seen_at = time.monotonic()
 
     def problems(self, now: float) -> list[str]:
         found = []
-        if (
-            self.written_at is not None
-            and (self.seen_at is None or self.seen_at < self.written_at)
-            and now - self.written_at > self.grace
-        ):
+        if self.unseen and now - self.unseen[0][1] > self.grace:
             found.append(
                 f"the Secrets watch has not delivered the heartbeat written "
-                f"{now - self.written_at:.0f}s ago"
+                f"{now - self.unseen[0][1]:.0f}s ago"
             )
         if now - self.last_success > self.grace:
             found.append(f"the API has refused the heartbeat for {now - self.last_success:.0f}s")
@@ -76,7 +77,7 @@ class Heartbeat:
                         f"/api/v1/namespaces/{self.namespace}/secrets",
                         body=_heartbeat_secret(self.namespace, self.name, stamp),
                     )
-                self.last_written, self.written_at = stamp, time.monotonic()
+                self.unseen.append((stamp, time.monotonic()))
                 self.last_success = time.monotonic()
             except ApiError as error:
                 log.warning("heartbeat not written: %s", error)

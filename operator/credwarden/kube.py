@@ -14,7 +14,7 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +81,7 @@ class RateLimiter:
 
 
 ErrorHook = Callable[[str, str], None]  # (verb, status code or error kind)
+Relogin = Callable[[], Awaitable[Credentials | None]]
 
 
 class KubeClient:
@@ -98,6 +99,8 @@ class KubeClient:
         self.backoffs = backoffs
         self.timeout = timeout
         self.on_error = on_error
+        # fresh credentials after a 401 (a rotated ServiceAccount token, an expired one)
+        self.relogin: Relogin | None = None
         self.requests = 0
         self.last_success: float | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -135,6 +138,7 @@ class KubeClient:
         params: Mapping[str, str] | None = None,
     ) -> Any:
         attempts = len(self.backoffs) + 1
+        relogged = False
         for attempt in range(attempts):
             await self.limiter.acquire()
             self.requests += 1
@@ -155,6 +159,12 @@ class KubeClient:
                         return json.loads(text) if text else None
                     message = _status_message(text)
                     self._error(method, str(response.status))
+                    if response.status == 401 and self.relogin is not None and not relogged:
+                        relogged = True
+                        fresh = await self.relogin()
+                        if fresh is not None:
+                            await self.login(fresh)
+                            continue
                     if response.status == 404:
                         raise NotFound(404, method, path, message)
                     if response.status == 409:
