@@ -27,6 +27,7 @@ from conftest import (
     owner_reference,
     pod,
     record_of,
+    rules_of,
     service_account,
     tls_secret,
     token_secret,
@@ -325,14 +326,17 @@ def test_no_events_for_exempt_or_ungoverned() -> None:
 # ---- Revoke ----------------------------------------------------------------------------
 
 
-def _token_objects(age: float, **kw):
-    return [
+def _token_objects(age: float, *, mounted: bool = False, **kw):
+    objects = [
         service_account("ci", annotations={OWNER: "ci-team"}),
         token_secret(
             "ci-token", service_account="ci", created=ago(age), resource_version="4242", **kw
         ),
-        pod("runner", service_account="ci", volumes=["ci-token"]),
+        pod("runner", service_account="ci"),
     ]
+    if mounted:
+        objects.append(pod("uses-token", volumes=["ci-token"]))
+    return objects
 
 
 def _token_policy(mode: str, action: str, name="tokens"):
@@ -374,6 +378,51 @@ def test_no_revoke_for_young_tokens_warn_action_accounts_or_other_secrets() -> N
     assert of_type(plan_of(exempt, [_token_policy("Enforce", "Revoke")], "ci-token"), Revoke) == []
 
 
+def test_a_token_in_use_is_reported_not_revoked_unless_the_policy_says_so() -> None:
+    objects = _token_objects(120, mounted=True)
+    policy = _token_policy("Enforce", "Revoke")
+    evaluation = evaluate_objects(objects, [policy])
+    assert of_type(evaluation.plan, Revoke) == []
+    record = record_of(evaluation, "ci-token")
+    (blocked,) = [f for f in record.findings if f.rule == "revocation-blocked"]
+    assert "still used by Pod/uses-token" in blocked.message
+    assert "revokeInUse" in blocked.message
+    allowed = cluster_policy(
+        "tokens",
+        mode="Enforce",
+        limits={"serviceAccountTokens": {"maxAge": "90d", "action": "Revoke"}},
+        enforcement={"revokeInUse": True},
+    )
+    [revoke] = of_type(plan_of(objects, [allowed], "ci-token"), Revoke)
+    assert revoke.enforced
+
+
+def test_a_token_in_a_protected_namespace_is_revoked_only_when_named() -> None:
+    objects = [
+        token_secret("ops-token", "kube-system", service_account="ops", created=ago(400)),
+    ]
+
+    def revocations(**enforcement):
+        policy = cluster_policy(
+            "tokens",
+            mode="Enforce",
+            limits={"serviceAccountTokens": {"maxAge": "90d", "action": "Revoke"}},
+            enforcement=enforcement,
+        )
+        evaluation = evaluate_objects(objects, [policy])
+        return of_type(evaluation.plan, Revoke), record_of(evaluation, "ops-token", "kube-system")
+
+    revoked, record = revocations()
+    assert revoked == []
+    assert (
+        "in protected namespace kube-system"
+        in {f.rule: f.message for f in record.findings}["revocation-blocked"]
+    )
+    revoked, record = revocations(protectedTargets=["kube-system/ops-*"])
+    assert [a.target.name for a in revoked] == ["ops-token"]
+    assert "revocation-blocked" not in rules_of(record)
+
+
 def test_revoke_follows_the_deciding_policy() -> None:
     policies = [
         _token_policy("Enforce", "Revoke", "a-enforce"),
@@ -386,10 +435,10 @@ def test_revoke_follows_the_deciding_policy() -> None:
 # ---- Rotate ----------------------------------------------------------------------------
 
 
-def _rotation_policy(mode: str, action: str = "Rotate"):
+def _rotation_policy(mode: str, action: str = "Rotate", keys=("password",)):
     spec = {"mode": mode, "limits": {"secrets": {"maxAge": "90d", "action": action}}}
     if action == "Rotate":
-        spec["rotation"] = {"keys": ["password", "api-key"]}
+        spec["rotation"] = {"keys": list(keys)}
     return cluster_policy("rotate", **spec)
 
 
@@ -404,7 +453,8 @@ def test_rotate_expired_secret(mode: str, enforced: bool) -> None:
     )
     [rotate] = of_type(plan_of([body], [_rotation_policy(mode)], "db"), Rotate)
     assert rotate.enforced is enforced
-    assert rotate.keys == ("password", "api-key")
+    assert rotate.keys == ("password",)
+    assert rotate.rotation_id == "1" and not rotate.resume
     assert rotate.resource_version == "77" and rotate.policy == "rotate"
     assert rotate.describe().startswith("rotate " if enforced else "would rotate (Audit) ")
     assert all(form not in rotate.describe() for form in canaries())
@@ -423,6 +473,17 @@ def test_no_rotate_before_expiry_or_with_warn_or_for_tls_and_tokens() -> None:
         limits={"secrets": {"maxAge": "90d", "action": "Rotate"}, "certificates": {}},
     )
     assert of_type(plan_of([tls], [policy], "db"), Rotate) == []
+
+
+def test_a_missing_rotation_key_blocks_the_rotation() -> None:
+    body = opaque_secret("db", created=ago(100), annotations={OWNER: "t"})
+    policy = _rotation_policy("Enforce", keys=("password", "api-key"))
+    evaluation = evaluate_objects([body], [policy])
+    assert of_type(evaluation.plan, Rotate) == []
+    assert (
+        "has no key api-key"
+        in {f.rule: f.message for f in record_of(evaluation, "db").findings}["rotation-blocked"]
+    )
 
 
 @pytest.mark.parametrize("controller", ["ExternalSecret", "SealedSecret"])

@@ -17,6 +17,7 @@ import yaml
 
 from credwarden import scenario
 from credwarden.crdgen import crd_manifests
+from credwarden.demo import with_mode
 from credwarden.emulator import ClusterEmulator, wait_until
 from credwarden.engine import evaluate
 from credwarden.records import RULES
@@ -112,7 +113,8 @@ async def cluster_with_operator(
 
 
 def example_objects(at: datetime) -> list[dict[str, Any]]:
-    return [*scenario.build_objects(at), *scenario.example_policies()]
+    """The example cluster with every policy in Audit (enforcement: test_enforcement.py)."""
+    return [*scenario.build_objects(at), *with_mode(scenario.example_policies(), "Audit")]
 
 
 # ---- the example cluster: annotations and events match the engine -----------------------

@@ -21,6 +21,7 @@ from conftest import (
     evaluate_objects,
     everything_printed,
     namespace,
+    namespaced_policy,
     opaque_secret,
     owner_reference,
     pod,
@@ -646,13 +647,32 @@ def _audit_scenario():
             data={"tls.crt": CANARY, "tls.key": CANARY + "k"},
         ),
         deployment("web", "ml", env=["airflow-creds"], service_account="runner"),
+        # Enforce mode with safety rails in the way: a token in use, a Helm-written Secret
+        pod("job", "ml", volumes=["old-token"]),
+        opaque_secret(
+            "helm-creds",
+            "ml",
+            data={"password": CANARY + "-h"},
+            created=ago(400),
+            annotations={"meta.helm.sh/release-name": "airflow"},
+        ),
     ]
+    enforcing = namespaced_policy(
+        "enforce",
+        "ml",
+        mode="Enforce",
+        limits={
+            "serviceAccountTokens": {"maxAge": "5d", "action": "Revoke"},
+            "secrets": {"maxAge": "300d", "action": "Rotate"},
+        },
+        rotation={"keys": ["password"]},
+    )
     for body in objects:
         annotations = body["metadata"].setdefault("annotations", {})
         annotations["kubectl.kubernetes.io/last-applied-configuration"] = json.dumps(
             {"data": {"password": canaries()[1], "plain": CANARY}}
         )
-    return evaluate_objects(objects, [baseline_policy()])
+    return evaluate_objects(objects, [baseline_policy(), enforcing])
 
 
 def test_no_secret_value_appears_in_records_plan_or_annotations() -> None:
@@ -661,5 +681,5 @@ def test_no_secret_value_appears_in_records_plan_or_annotations() -> None:
     for form in canaries():
         assert form not in printed
         assert form not in printed.lower()
-    for suffix in ("-token", "-t2", "-k1", "-k2"):
+    for suffix in ("-token", "-t2", "-k1", "-k2", "-h"):
         assert all(form not in printed for form in canaries(CANARY + suffix))

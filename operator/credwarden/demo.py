@@ -67,8 +67,9 @@ async def run_demo(
     now: datetime,
     seconds: float | None,
     dump: Path | None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
+    out = out or sys.stdout  # looked up now: tests and callers may have replaced it
     started = time.monotonic()
     async with emulated_cluster(objects) as sandbox, operator_on(sandbox) as state:
         reconciler = state.reconciler

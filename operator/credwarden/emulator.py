@@ -96,6 +96,9 @@ RESOURCES: dict[str, tuple[str, bool, tuple[str, ...]]] = {
         False,
         ("status",),
     ),
+    # owners credwarden asks for a refresh instead of rotating their Secrets
+    "external-secrets.io/v1/externalsecrets": ("ExternalSecret", True, ("status",)),
+    "cert-manager.io/v1/certificates": ("Certificate", True, ("status",)),
     "kopf.dev/v1/clusterkopfpeerings": ("ClusterKopfPeering", False, ()),
     "kopf.dev/v1/kopfpeerings": ("KopfPeering", True, ()),
 }

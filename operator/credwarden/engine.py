@@ -12,6 +12,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from credwarden.durations import add, parse_duration, subtract
+from credwarden.enforcement import (
+    DELETE_AFTER,
+    PREVIOUS_OF,
+    REFRESH_INTERVAL_SECONDS,
+    REFRESH_REQUESTED,
+    RESTART_PENDING,
+    RESTARTABLE,
+    ROTATIONS,
+    Decision,
+    decide,
+    pending_rotation,
+)
 from credwarden.facts import Meta, PolicyFacts, SecretFacts, WorkloadFacts, parse_time
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.models import OwnershipRules
@@ -26,10 +38,13 @@ from credwarden.records import (
     Action,
     Annotate,
     Consumer,
+    DeletePrevious,
     Evaluation,
     Finding,
     LifecycleRecord,
     PostEvent,
+    Refresh,
+    RestartConsumers,
     Revoke,
     Rotate,
     rfc3339,
@@ -321,6 +336,11 @@ def evaluate_credential(
                 token_deadlines.append((token, token_deadline))
 
     consumers = _consumers(inventory, key)
+    decision = (
+        decide(inventory, secret, deadline, policies, now)
+        if secret is not None and exempt_reason is None
+        else None
+    )
     context = RuleContext(
         key=key,
         meta=meta,
@@ -334,6 +354,7 @@ def evaluate_credential(
         consumers=consumers,
         deadline=deadline,
         token_deadlines=token_deadlines,
+        decision=decision,
     )
     findings: list[Finding] = []
     if policies and exempt_reason is None:
@@ -353,6 +374,10 @@ def evaluate_credential(
     if exempt_reason is not None:
         # an exempt credential has no deadline and no deciding policy to show
         expires_at, deciding = None, None
+    review = [m for m in context.milestones] if status not in (EXEMPT, UNGOVERNED) else []
+    cleanup_at = parse_time(meta.annotations.get(DELETE_AFTER)) if secret else None
+    if cleanup_at is not None and PREVIOUS_OF in meta.annotations and cleanup_at > now:
+        review.append(cleanup_at)  # credwarden's own previous-values Secret
     record = LifecycleRecord(
         key=key,
         type=record_type,
@@ -368,16 +393,9 @@ def evaluate_credential(
         policies=tuple(policy.display_name for policy in policies),
         consumers=consumers,
         findings=tuple(findings),
-        next_review_at=min(context.milestones)
-        if context.milestones
-        and status
-        not in (
-            EXEMPT,
-            UNGOVERNED,
-        )
-        else None,
+        next_review_at=min(review) if review else None,
     )
-    return record, plan_for(record, meta, deadline, secret, now)
+    return record, plan_for(record, meta, secret, decision, inventory, now)
 
 
 def desired_annotations(record: LifecycleRecord, meta: Meta) -> dict[str, str | None]:
@@ -404,8 +422,9 @@ def desired_annotations(record: LifecycleRecord, meta: Meta) -> dict[str, str | 
 def plan_for(
     record: LifecycleRecord,
     meta: Meta,
-    deadline: Deadline | None,
     secret: SecretFacts | None,
+    decision: Decision | None,
+    inventory: Inventory,
     now: datetime,
 ) -> list[Action]:
     actions: list[Action] = []
@@ -437,38 +456,90 @@ def plan_for(
                 )
             )
 
-    acting = deadline.acting(now) if deadline is not None and secret is not None else None
-    if acting is not None and secret is not None and record.status == NON_COMPLIANT:
-        expired_at, policy, action, why = acting
-        spec = policy.spec
-        enforced = spec is not None and spec.mode == "Enforce"
-        reason = f"expired {rfc3339(expired_at)}, {why}"
-        if action == "Revoke" and secret.is_token:
-            actions.append(
-                Revoke(
-                    record.key,
-                    record.uid,
-                    meta.resource_version,
-                    policy.display_name,
-                    reason,
-                    enforced,
-                )
+    if secret is not None:
+        actions += _enforcement_plan(record, meta, secret, decision, inventory, now)
+    return actions
+
+
+def _enforcement_plan(
+    record: LifecycleRecord,
+    meta: Meta,
+    secret: SecretFacts,
+    decision: Decision | None,
+    inventory: Inventory,
+    now: datetime,
+) -> list[Action]:
+    """Revoke, rotate (or finish a rotation), restart consumers, clean up previous values."""
+    actions: list[Action] = []
+    key = record.key
+    pending = pending_rotation(secret)
+    if pending is not None:
+        # recorded as started on the object: finish it whatever the policies say now
+        actions.append(
+            Rotate(
+                key,
+                record.uid,
+                meta.resource_version,
+                str(pending.get("policy", "")),
+                tuple(str(k) for k in pending["keys"]),
+                "finishing a rotation interrupted before it completed",
+                True,
+                rotation_id=str(pending.get("id", "1")),
+                length=int(pending.get("length", 32)),
+                alphabet=str(pending.get("alphabet", "alphanumeric")),
+                grace=str(pending.get("grace", "24h")),
+                resume=True,
             )
-        # a Secret another controller writes (ExternalSecret, SealedSecret, Certificate)
-        # would be overwritten by it: never rotated here
-        owned_elsewhere = secret.meta.controller is not None
-        if action == "Rotate" and spec is not None and spec.rotation and not owned_elsewhere:
+        )
+    elif restart := meta.annotations.get(RESTART_PENDING):
+        workloads = tuple(
+            sorted(
+                {
+                    (w.kind, w.name)
+                    for w in inventory.consumers_of(*secret.key)
+                    if w.kind in RESTARTABLE
+                }
+            )
+        )
+        actions.append(RestartConsumers(key, restart, workloads))
+    elif (
+        decision is not None
+        and decision.blocked is None
+        and record.status == NON_COMPLIANT
+        and decision.policy.spec is not None
+    ):
+        spec = decision.policy.spec
+        enforced = spec.mode == "Enforce"
+        reason = f"expired {rfc3339(decision.expired_at)}, {decision.why}"
+        policy = decision.policy.display_name
+        if decision.action == "Revoke":
+            actions.append(Revoke(key, record.uid, meta.resource_version, policy, reason, enforced))
+        elif decision.action == "Refresh" and decision.owner is not None:
+            kind, name = decision.owner
+            asked = parse_time(meta.annotations.get(REFRESH_REQUESTED))
+            if asked is None or (now - asked).total_seconds() >= REFRESH_INTERVAL_SECONDS:
+                actions.append(Refresh(key, kind, name, policy, reason, enforced))
+        elif decision.action == "Rotate" and spec.rotation is not None:
+            count = meta.annotations.get(ROTATIONS, "0")
             actions.append(
                 Rotate(
-                    record.key,
+                    key,
                     record.uid,
                     meta.resource_version,
-                    policy.display_name,
+                    policy,
                     tuple(spec.rotation.keys),
                     reason,
                     enforced,
+                    rotation_id=str(int(count) + 1 if count.isdigit() else 1),
+                    length=spec.rotation.generator.length,
+                    alphabet=spec.rotation.generator.alphabet,
+                    grace=spec.rotation.gracePeriod,
                 )
             )
+    if PREVIOUS_OF in meta.annotations:
+        cleanup_at = parse_time(meta.annotations.get(DELETE_AFTER))
+        if cleanup_at is not None and cleanup_at <= now:
+            actions.append(DeletePrevious(key, record.uid, meta.resource_version))
     return actions
 
 

@@ -179,6 +179,7 @@ class SecretFacts:
     service_account_uid: str | None = None
     legacy_last_used: date | None = None
     legacy_invalid_since: date | None = None
+    data_keys: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -296,7 +297,8 @@ def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
             not_after = certificate_not_after(raw.get("tls.crt"))
         except CertificateError as error:
             cert_error = str(error)
-    raw.clear()
+    data_keys = tuple(sorted(raw))
+    raw.clear()  # the values go now; only their hashes and the certificate's date stay
     return SecretFacts(
         meta=meta,
         type=secret_type,
@@ -307,6 +309,7 @@ def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
         service_account_uid=meta.annotations.get(SA_UID_ANNOTATION) or None,
         legacy_last_used=parse_date(meta.labels.get(LEGACY_LAST_USED)),
         legacy_invalid_since=parse_date(meta.labels.get(LEGACY_INVALID_SINCE)),
+        data_keys=data_keys,
     )
 
 

@@ -234,6 +234,7 @@ class KubeClient:
         instance: str = "",
     ) -> Any:
         """A core/v1 Event, named as client-go names them (no generateName round trip)."""
+        # Events of cluster-scoped objects go to `default`, as kubectl looks for them there
         namespace = involved.get("namespace") or "default"
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {

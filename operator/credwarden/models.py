@@ -220,6 +220,34 @@ class Exemptions(_Model):
     )
 
 
+class ActionBudget(_Model):
+    """At most this many actions per policy per hour; the rest waits for a person."""
+
+    revocationsPerHour: int = Field(10, ge=0, le=10000, description="Revocations per hour.")
+    rotationsPerHour: int = Field(10, ge=0, le=10000, description="Rotations per hour.")
+
+
+class Enforcement(_Model):
+    """Safety rails for Enforce mode."""
+
+    budget: ActionBudget = Field(
+        default_factory=ActionBudget,
+        description="A brake on mass revocation by a bad policy or a clock jump.",
+    )
+    revokeInUse: bool = Field(
+        False,
+        description="Revoke a legacy token even while a workload mounts or reads it. "
+        "Off: such a token is reported as revocation-blocked, as Kubernetes' own legacy "
+        "token cleaner skips mounted tokens.",
+    )
+    protectedTargets: list[Annotated[str, Field(max_length=317)]] = Field(
+        default_factory=list,
+        max_length=256,
+        description="`namespace/name` globs that may be revoked or rotated even in a "
+        "protected namespace (kube-system, ...). Nothing there is touched otherwise.",
+    )
+
+
 _ROTATE_NEEDS_ROTATION: JsonDict = {
     "rule": "!has(self.limits) || !has(self.limits.secrets) || "
     "!has(self.limits.secrets.action) || self.limits.secrets.action != 'Rotate' || "
@@ -254,6 +282,9 @@ class CredentialPolicySpec(_Model):
     ownership: OwnershipRules | None = None
     rotation: Rotation | None = None
     exemptions: Exemptions | None = None
+    enforcement: Enforcement = Field(
+        default_factory=Enforcement, description="Safety rails for Enforce mode."
+    )
 
 
 class ClusterCredentialPolicySpec(CredentialPolicySpec):

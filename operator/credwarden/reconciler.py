@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from credwarden.enforcer import Enforcer
 from credwarden.engine import evaluate_credential
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.kube import ApiError, Conflict, KubeClient, NotFound, path_of
@@ -29,7 +30,6 @@ from credwarden.records import (
     LifecycleRecord,
     PostEvent,
     Revoke,
-    Rotate,
     rfc3339,
 )
 from credwarden.schedule import DeadlineSchedule
@@ -73,6 +73,7 @@ class Reconciler:
         self.clock = clock
         self.instance = instance
         self.records: dict[CredentialKey, LifecycleRecord] = {}
+        self.enforcer = Enforcer(inventory, client, clock=clock, instance=instance)
         self.schedule = DeadlineSchedule()
         self.stats = ReconcileStats()
         self.ready = asyncio.Event()
@@ -81,6 +82,8 @@ class Reconciler:
         # policy key -> its status as last seen on the cluster (to write only on change)
         self.policy_status_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.listeners: list[Callable[[LifecycleRecord | None, CredentialKey], None]] = []
+        # (seconds, credentials evaluated) after every reconcile pass: the metrics' histogram
+        self.pass_listeners: list[Callable[[float, int], None]] = []
         self._dirty: set[CredentialKey] = set()
         self._policies_dirty = True
         self._wake = asyncio.Event()
@@ -162,6 +165,8 @@ class Reconciler:
         if work:
             await asyncio.gather(*(self._carry_out(record, actions) for record, actions in work))
         self.stats.last_pass_seconds = time.perf_counter() - started
+        for pass_listener in self.pass_listeners:
+            pass_listener(self.stats.last_pass_seconds, len(batch))
 
     def _notify(self, record: LifecycleRecord | None, key: CredentialKey) -> None:
         for listener in self.listeners:
@@ -176,15 +181,19 @@ class Reconciler:
                 if isinstance(action, PostEvent) and action.reason not in announced:
                     await self._post_event(record, action)
                     announced.add(action.reason)
+            gone = False
             for action in actions:
-                if isinstance(action, Annotate):
+                if isinstance(action, Annotate | PostEvent):
+                    continue
+                done = await self.enforcer.carry_out(record, action)
+                if not done:
+                    self.schedule.set(key, self.clock() + RETRY_AFTER_CONFLICT)
+                gone |= done and isinstance(action, Revoke) and action.enforced
+            for action in actions:
+                if isinstance(action, Annotate) and not gone:
                     # events stay remembered until the watch shows the annotation written:
                     # until then a re-evaluation from the older version plans them again
                     await self._annotate(record, action)
-                elif isinstance(action, Revoke | Rotate):
-                    # enforcement is carried out by the enforcement layer (issue: Enforcement);
-                    # until then a planned action is only reported
-                    log.info("planned: %s", action.describe())
 
     def _involved(self, record: LifecycleRecord) -> dict[str, str]:
         facts = (
@@ -291,7 +300,8 @@ class Reconciler:
                     for r in worst
                 ],
                 "conditions": [
-                    _condition(seen, "True", "Evaluated", message, policy.generation, now)
+                    _condition(seen, "True", "Evaluated", message, policy.generation, now),
+                    *self.enforcer.conditions(policy.display_name),
                 ],
             }
         return statuses

@@ -34,6 +34,8 @@ RULES: dict[str, tuple[Severity, str]] = {
     "missing-owner": ("violation", "MissingOwner"),
     "duplicate-secret": ("warning", "DuplicateSecret"),
     "secret-in-env": ("warning", "SecretInEnv"),
+    "revocation-blocked": ("warning", "RevocationBlocked"),
+    "rotation-blocked": ("warning", "RotationBlocked"),
 }
 EXPIRING_RULES = frozenset({"credential-expiring", "certificate-expiring"})
 
@@ -189,7 +191,7 @@ class Revoke:
 
 @dataclass(frozen=True, slots=True)
 class Rotate:
-    """Regenerate the named keys of a Secret."""
+    """Regenerate the named keys of a Secret, keeping the old values for `grace`."""
 
     target: CredentialKey
     uid: str
@@ -198,9 +200,16 @@ class Rotate:
     keys: tuple[str, ...]
     reason: str
     enforced: bool
+    rotation_id: str = "1"
+    length: int = 32
+    alphabet: str = "alphanumeric"
+    grace: str = "24h"
+    resume: bool = False  # a rotation recorded as started on the Secret: finish it
 
     def describe(self) -> str:
         verb = "rotate" if self.enforced else "would rotate (Audit)"
+        if self.resume:
+            verb = "finish rotating"
         return f"{verb} {self.target} keys {', '.join(self.keys)}: {self.reason} [{self.policy}]"
 
     def to_json(self) -> dict[str, Any]:
@@ -211,10 +220,75 @@ class Rotate:
             "keys": list(self.keys),
             "reason": self.reason,
             "enforced": self.enforced,
+            "resume": self.resume,
         }
 
 
-Action = Annotate | PostEvent | Revoke | Rotate
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """Ask the Secret's owner (ExternalSecret, cert-manager Certificate) for a new value."""
+
+    target: CredentialKey
+    owner_kind: str
+    owner_name: str
+    policy: str
+    reason: str
+    enforced: bool
+
+    def describe(self) -> str:
+        verb = "ask" if self.enforced else "would ask (Audit)"
+        return (
+            f"{verb} {self.owner_kind}/{self.owner_name} to refresh {self.target}: "
+            f"{self.reason} [{self.policy}]"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "refresh",
+            **_target(self.target),
+            "owner": f"{self.owner_kind}/{self.owner_name}",
+            "policy": self.policy,
+            "reason": self.reason,
+            "enforced": self.enforced,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RestartConsumers:
+    """Roll the workloads that use a rotated Secret (a pod-template annotation)."""
+
+    target: CredentialKey
+    rotation_id: str
+    workloads: tuple[tuple[str, str], ...]  # (kind, name), same namespace
+
+    def describe(self) -> str:
+        names = ", ".join(f"{kind}/{name}" for kind, name in self.workloads) or "none"
+        return f"restart consumers of {self.target}: {names}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "restart",
+            **_target(self.target),
+            "workloads": [f"{kind}/{name}" for kind, name in self.workloads],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePrevious:
+    """Delete the Secret keeping a rotation's previous values once its grace has passed."""
+
+    target: CredentialKey
+    uid: str
+    resource_version: str
+
+    def describe(self) -> str:
+        return f"delete {self.target}: previous values past their grace period"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "delete-previous", **_target(self.target)}
+
+
+Action = Annotate | PostEvent | Revoke | Rotate | Refresh | RestartConsumers | DeletePrevious
 
 
 @dataclass(slots=True)

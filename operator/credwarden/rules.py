@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from credwarden.durations import add, format_duration, parse_duration
 from credwarden.facts import Meta, PolicyFacts, SecretFacts, ServiceAccountFacts
@@ -66,6 +67,8 @@ class RuleContext:
     token_deadlines: Sequence[tuple[SecretFacts, Deadline]] = ()
     # future instants at which this credential's evaluation changes by itself
     milestones: list[datetime] = field(default_factory=list)
+    # what Enforce mode would do (credwarden.enforcement.Decision), if anything
+    decision: Any = None
 
     def milestone(self, moment: datetime) -> None:
         if moment > self.now:
@@ -286,6 +289,22 @@ def rule_secret_in_env(context: RuleContext) -> list[Finding]:
     ]
 
 
+def rule_enforcement_blocked(context: RuleContext) -> list[Finding]:
+    """revocation-blocked / rotation-blocked: the acting policy asks for an action that a
+    safety rail stops (protected namespace, token in use, Secret written elsewhere)."""
+    decision = context.decision
+    if decision is None or decision.blocked is None:
+        return []
+    rule = "revocation-blocked" if decision.action == "Revoke" else "rotation-blocked"
+    return [
+        Finding.of(
+            rule,
+            f"{decision.action.lower()} not done: {decision.blocked} "
+            f"(policy {decision.policy.display_name})",
+        )
+    ]
+
+
 # The chain, in order. A finding's rule id is stable; see records.RULES.
 RULE_CHAIN: tuple[Rule, ...] = (
     rule_token_age,
@@ -298,4 +317,5 @@ RULE_CHAIN: tuple[Rule, ...] = (
     rule_missing_owner,
     rule_duplicate,
     rule_secret_in_env,
+    rule_enforcement_blocked,
 )

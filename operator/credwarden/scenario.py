@@ -1575,6 +1575,12 @@ spec:
   ownership:
     required: true
     labelKeys: [owner, team]
+  enforcement:
+    # kube-system is protected: nothing there is revoked unless named. The audit named
+    # the personal accounts' tokens; once this policy is switched to Enforce they go.
+    protectedTargets:
+      - kube-system/john-smith-token
+      - kube-system/daniel-wilson-token
 ---
 # 2. registry-credentials: image pull secrets live 90 days at most, everywhere.
 apiVersion: credwarden.io/v1alpha1
