@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit crds bench clean
+.PHONY: demo test lint typecheck unit crds manifests lock bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/credwarden demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench e2e
-	$(BIN)/ruff format --check operator tests bench e2e
+	$(BIN)/ruff check operator tests bench e2e deploy
+	$(BIN)/ruff format --check operator tests bench e2e deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -29,9 +29,16 @@ test: lint typecheck unit
 
 crds: $(STAMP)
 	$(BIN)/credwarden crds --output-dir crds
+	$(BIN)/python deploy/generate.py
+
+manifests: $(STAMP)
+	$(BIN)/python deploy/generate.py
+
+lock:
+	bash deploy/lock.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-helm .pytest_cache .mypy_cache .ruff_cache

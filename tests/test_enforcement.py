@@ -468,3 +468,69 @@ async def test_audit_mode_writes_nothing_but_annotations_events_and_status() -> 
         }
         assert unb64(stored(sandbox, SECRETS, "team", "db")["data"]["password"]) == OLD
         assert stored(sandbox, SECRETS, "team", "old-token") is not None
+
+
+# ---- recreating a ServiceAccount ------------------------------------------------------------
+def _account_cluster() -> list[dict[str, Any]]:
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": "ci",
+            "namespace": "team",
+            "labels": {"team": "ci"},
+            "annotations": {"example.com/purpose": "deploys"},
+        },
+        "imagePullSecrets": [{"name": "registry"}],
+        "automountServiceAccountToken": False,
+    }
+    runner = deployment("runner", "other")
+    runner["spec"]["template"]["spec"]["serviceAccountName"] = "ci"
+    recreate = {**REVOKE, "enforcement": {"recreateServiceAccounts": True}}
+    return [account, token("ci-token"), runner, policy("tokens", recreate)]
+
+
+def _check_recreated(sandbox: Sandbox, old_uid: str) -> None:
+    account = stored(sandbox, "v1/serviceaccounts", "team", "ci")
+    assert account["metadata"]["uid"] != old_uid
+    assert account["metadata"]["labels"] == {"team": "ci"}
+    assert account["metadata"]["annotations"]["example.com/purpose"] == "deploys"
+    assert account["imagePullSecrets"] == [{"name": "registry"}]
+    assert account["automountServiceAccountToken"] is False
+    assert stored(sandbox, SECRETS, "team", "ci-token") is None
+    assert stored(sandbox, SECRETS, "team", f"credwarden-recreate-{old_uid}") is None
+    template = stored(sandbox, DEPLOYMENTS, "team", "runner")["spec"]["template"]
+    assert template["metadata"]["annotations"][CW + "restarted-for"].startswith(
+        "serviceaccount/ci@"
+    )
+    assert "Recreated" in reasons(sandbox, "ci")
+
+
+async def test_revoking_a_token_can_recreate_its_account() -> None:
+    async with emulated_cluster(_account_cluster()) as sandbox:
+        old_uid = stored(sandbox, "v1/serviceaccounts", "team", "ci")["metadata"]["uid"]
+        async with operator_on(sandbox):
+            await wait_until(lambda: "Recreated" in reasons(sandbox, "ci"), 15)
+            await converged(sandbox)
+        _check_recreated(sandbox, old_uid)
+
+
+async def test_an_interrupted_recreation_is_finished_after_a_restart() -> None:
+    async with emulated_cluster(_account_cluster()) as sandbox:
+        old_uid = stored(sandbox, "v1/serviceaccounts", "team", "ci")["metadata"]["uid"]
+
+        def deleting_the_account(request: kmock.Request) -> bool:
+            return request.method.value == "DELETE" and request.resource.plural == (
+                "serviceaccounts"
+            )
+
+        died = kmock.KubernetesError(status=403, reason="Forbidden", message="operator killed")
+        sandbox.emulator.fail(deleting_the_account, died)
+        async with operator_on(sandbox):
+            await wait_until(lambda: any(deleting_the_account(r) for r in sandbox.emulator), 15)
+        # the record survives the crash: the new process finishes from it
+        assert stored(sandbox, SECRETS, "team", f"credwarden-recreate-{old_uid}") is not None
+        async with operator_on(sandbox):
+            await wait_until(lambda: "Recreated" in reasons(sandbox, "ci"), 15)
+            await converged(sandbox)
+        _check_recreated(sandbox, old_uid)

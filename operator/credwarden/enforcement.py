@@ -44,6 +44,9 @@ DELETE_AFTER = "credwarden.io/delete-after"
 RESTARTED_AT = "credwarden.io/restarted-at"
 RESTARTED_FOR = "credwarden.io/restarted-for"
 REFRESH_REQUESTED = "credwarden.io/refresh-requested"
+RECREATE_OF = "credwarden.io/recreate-of"
+RECREATE_UID = "credwarden.io/recreate-uid"
+RECREATED_AT = "credwarden.io/recreated-at"
 REFRESH_INTERVAL_SECONDS = 3600  # ask an owner again at most this often
 DEFAULT_PROTECTED = ("kube-system", "kube-public", "kube-node-lease")
 RESTARTABLE = ("Deployment", "StatefulSet", "DaemonSet")
@@ -63,6 +66,11 @@ class Decision:
     blocked: str | None = None
     # for Refresh: the owner asked for a new value (kind, name)
     owner: tuple[str, str] | None = None
+
+
+def recreate_record_name(uid: str) -> str:
+    """The Secret that records a ServiceAccount being recreated (its manifest, no value)."""
+    return f"credwarden-recreate-{uid[:36]}"
 
 
 def previous_name(name: str) -> str:

@@ -36,6 +36,9 @@ from credwarden.enforcement import (
     DELETE_AFTER,
     PREVIOUS,
     PREVIOUS_OF,
+    RECREATE_OF,
+    RECREATE_UID,
+    RECREATED_AT,
     REFRESH_REQUESTED,
     RESTART_PENDING,
     RESTARTED_AT,
@@ -43,8 +46,9 @@ from credwarden.enforcement import (
     ROTATION_PENDING,
     ROTATIONS,
     previous_name,
+    recreate_record_name,
 )
-from credwarden.engine import EXEMPT_ANNOTATION, LAST_ROTATED_ANNOTATION
+from credwarden.engine import EXEMPT_ANNOTATION, LAST_ROTATED_ANNOTATION, MANAGED_ANNOTATIONS
 from credwarden.facts import PolicyFacts
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.kube import ApiError, Conflict, KubeClient, NotFound, path_of
@@ -52,6 +56,7 @@ from credwarden.records import (
     Action,
     DeletePrevious,
     LifecycleRecord,
+    RecreateAccount,
     Refresh,
     RestartConsumers,
     Revoke,
@@ -209,6 +214,8 @@ class Enforcer:
                 return await self._refresh(record, action)
             if isinstance(action, DeletePrevious):
                 return await self._delete_previous(action)
+            if isinstance(action, RecreateAccount):
+                return await self._finish_recreation(record, action)
         except Conflict:
             log.info("%s changed meanwhile; planning again", record.key)
             return False
@@ -224,6 +231,9 @@ class Enforcer:
             await self._budget_exhausted(action.policy, "revocations", record.key)
             return False
         key = record.key
+        if action.recreate_account:
+            # recorded before the token goes: a crash after it still recreates the account
+            await self._record_recreation(key.namespace, action.recreate_account, action.policy)
         try:
             await self.client.delete(
                 path_of("Secret", key.namespace, key.name),
@@ -247,6 +257,131 @@ class Enforcer:
             "Revoked",
             f"legacy token deleted by policy {action.policy}: {action.reason}; "
             "the API server no longer accepts it",
+        )
+        if action.recreate_account:
+            await self._recreate(key.namespace, action.recreate_account, action.policy)
+        return True
+
+    # ---- recreating a ServiceAccount (invalidates every token bound to its old uid) ---
+    async def _record_recreation(self, namespace: str, account: str, policy: str) -> None:
+        body = await self.client.get(path_of("ServiceAccount", namespace, account))
+        metadata = body.get("metadata") or {}
+        uid = metadata.get("uid") or ""
+        annotations = {
+            k: v
+            for k, v in (metadata.get("annotations") or {}).items()
+            if k not in MANAGED_ANNOTATIONS
+        }
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": account,
+                "namespace": namespace,
+                "labels": metadata.get("labels") or {},
+                "annotations": annotations,
+            },
+            **{
+                field: body[field]
+                for field in ("imagePullSecrets", "automountServiceAccountToken")
+                if field in body
+            },
+        }
+        record = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": recreate_record_name(uid),
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "credwarden"},
+                "annotations": {
+                    RECREATE_OF: account,
+                    RECREATE_UID: uid,
+                    "credwarden.io/policy": policy,
+                    EXEMPT_ANNOTATION: f"credwarden's record of recreating ServiceAccount "
+                    f"{account}; holds its manifest, no credential",
+                },
+            },
+            "data": {
+                "serviceaccount.json": base64.b64encode(json.dumps(manifest).encode()).decode()
+            },
+        }
+        try:
+            await self.client.request(
+                "POST", f"/api/v1/namespaces/{namespace}/secrets", body=record
+            )
+        except ApiError as error:
+            if error.status != 409:  # 409: recorded before an interruption
+                raise
+
+    async def _recreate(self, namespace: str, account: str, policy: str) -> None:
+        path = path_of("ServiceAccount", namespace, account)
+        try:
+            uid = ((await self.client.get(path)).get("metadata") or {}).get("uid") or ""
+        except NotFound:
+            return
+        name = recreate_record_name(uid)
+        await self._finish_recreation(
+            None, RecreateAccount(CredentialKey("Secret", namespace, name), account, uid)
+        )
+        log.info("recreated ServiceAccount %s/%s for policy %s", namespace, account, policy)
+
+    async def _finish_recreation(
+        self, record: LifecycleRecord | None, action: RecreateAccount
+    ) -> bool:
+        namespace, account = action.target.namespace, action.account
+        record_path = path_of("Secret", namespace, action.target.name)
+        try:
+            stored = await self.client.get(record_path)
+        except NotFound:
+            return True
+        manifest = json.loads(base64.b64decode((stored.get("data") or {})["serviceaccount.json"]))
+        path = path_of("ServiceAccount", namespace, account)
+        try:
+            current = await self.client.get(path)
+            current_uid = (current.get("metadata") or {}).get("uid")
+        except NotFound:
+            current_uid = None
+        if current_uid == action.old_uid:
+            with contextlib.suppress(NotFound):
+                await self.client.delete(path, uid=action.old_uid)
+            current_uid = None
+        if current_uid is None:
+            manifest["metadata"].setdefault("annotations", {})[RECREATED_AT] = rfc3339(self.clock())
+            try:
+                await self.client.request(
+                    "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", body=manifest
+                )
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+        # Pods running as the old account hold tokens bound to its uid: roll them now
+        workloads = tuple(
+            sorted(
+                {
+                    (w.kind, w.name)
+                    for w in self.inventory.workloads_running_as(namespace, account)
+                    if w.kind in ("Deployment", "StatefulSet", "DaemonSet")
+                }
+            )
+        )
+        await self._roll(namespace, workloads, f"serviceaccount/{account}@{action.old_uid[:8]}")
+        with contextlib.suppress(NotFound):
+            await self.client.delete(record_path)
+        restarted = ", ".join(f"{kind}/{name}" for kind, name in workloads)
+        await self._event(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "namespace": namespace,
+                "name": account,
+                "uid": action.old_uid,
+            },
+            "Warning",
+            "Recreated",
+            "recreated with a new uid: every token bound to the old one is now rejected"
+            + (f"; restarted {restarted}" if restarted else ""),
         )
         return True
 
@@ -382,29 +517,7 @@ class Enforcer:
     async def _restart(self, record: LifecycleRecord, action: RestartConsumers) -> bool:
         key = record.key
         marker = f"{key.name}@{action.rotation_id}"
-        now = rfc3339(self.clock())
-        restarted = []
-        for kind, name in action.workloads:
-            path = path_of(kind, key.namespace, name)
-            try:
-                workload = await self.client.get(path)
-            except NotFound:
-                continue
-            template = (workload.get("spec") or {}).get("template") or {}
-            done = ((template.get("metadata") or {}).get("annotations") or {}).get(RESTARTED_FOR)
-            if done == marker:
-                continue  # restarted for this rotation before an interruption
-            await self.client.merge_patch(
-                path,
-                {
-                    "spec": {
-                        "template": {
-                            "metadata": {"annotations": {RESTARTED_AT: now, RESTARTED_FOR: marker}}
-                        }
-                    }
-                },
-            )
-            restarted.append(f"{kind}/{name}")
+        restarted = await self._roll(key.namespace, action.workloads, marker)
         await self.client.annotate(
             path_of("Secret", key.namespace, key.name), {RESTART_PENDING: None}
         )
@@ -416,6 +529,27 @@ class Enforcer:
                 f"rolled {', '.join(restarted)} to pick up rotation {action.rotation_id}",
             )
         return True
+
+    async def _roll(
+        self, namespace: str, workloads: tuple[tuple[str, str], ...], marker: str
+    ) -> list[str]:
+        """Annotate each workload's pod template once per `marker` (which rolls it)."""
+        now = rfc3339(self.clock())
+        restarted = []
+        for kind, name in workloads:
+            path = path_of(kind, namespace, name)
+            try:
+                workload = await self.client.get(path)
+            except NotFound:
+                continue
+            template = (workload.get("spec") or {}).get("template") or {}
+            done = ((template.get("metadata") or {}).get("annotations") or {}).get(RESTARTED_FOR)
+            if done == marker:
+                continue  # restarted for this before an interruption
+            patch = {"annotations": {RESTARTED_AT: now, RESTARTED_FOR: marker}}
+            await self.client.merge_patch(path, {"spec": {"template": {"metadata": patch}}})
+            restarted.append(f"{kind}/{name}")
+        return restarted
 
     async def _refresh(self, record: LifecycleRecord, action: Refresh) -> bool:
         if not action.enforced:

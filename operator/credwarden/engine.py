@@ -15,6 +15,8 @@ from credwarden.durations import add, parse_duration, subtract
 from credwarden.enforcement import (
     DELETE_AFTER,
     PREVIOUS_OF,
+    RECREATE_OF,
+    RECREATE_UID,
     REFRESH_INTERVAL_SECONDS,
     REFRESH_REQUESTED,
     RESTART_PENDING,
@@ -43,6 +45,7 @@ from credwarden.records import (
     Finding,
     LifecycleRecord,
     PostEvent,
+    RecreateAccount,
     Refresh,
     RestartConsumers,
     Revoke,
@@ -513,7 +516,18 @@ def _enforcement_plan(
         reason = f"expired {rfc3339(decision.expired_at)}, {decision.why}"
         policy = decision.policy.display_name
         if decision.action == "Revoke":
-            actions.append(Revoke(key, record.uid, meta.resource_version, policy, reason, enforced))
+            recreate = spec.enforcement.recreateServiceAccounts and secret.service_account
+            actions.append(
+                Revoke(
+                    key,
+                    record.uid,
+                    meta.resource_version,
+                    policy,
+                    reason,
+                    enforced,
+                    recreate_account=secret.service_account if recreate else None,
+                )
+            )
         elif decision.action == "Refresh" and decision.owner is not None:
             kind, name = decision.owner
             asked = parse_time(meta.annotations.get(REFRESH_REQUESTED))
@@ -536,6 +550,9 @@ def _enforcement_plan(
                     grace=spec.rotation.gracePeriod,
                 )
             )
+    if account := meta.annotations.get(RECREATE_OF):
+        # a ServiceAccount recreation recorded and not finished (interrupted)
+        actions.append(RecreateAccount(key, account, meta.annotations.get(RECREATE_UID, "")))
     if PREVIOUS_OF in meta.annotations:
         cleanup_at = parse_time(meta.annotations.get(DELETE_AFTER))
         if cleanup_at is not None and cleanup_at <= now:

@@ -240,6 +240,12 @@ class Enforcement(_Model):
         "Off: such a token is reported as revocation-blocked, as Kubernetes' own legacy "
         "token cleaner skips mounted tokens.",
     )
+    recreateServiceAccounts: bool = Field(
+        False,
+        description="When a legacy token is revoked, also recreate its ServiceAccount: the "
+        "new uid invalidates every token bound to the old one (labels, annotations, "
+        "imagePullSecrets and automount are kept; workloads running as it are restarted).",
+    )
     protectedTargets: list[Annotated[str, Field(max_length=317)]] = Field(
         default_factory=list,
         max_length=256,

@@ -174,10 +174,15 @@ class Revoke:
     policy: str
     reason: str
     enforced: bool  # False: the policy is in Audit mode; shown, not done
+    # also recreate this ServiceAccount (enforcement.recreateServiceAccounts)
+    recreate_account: str | None = None
 
     def describe(self) -> str:
         verb = "revoke" if self.enforced else "would revoke (Audit)"
-        return f"{verb} {self.target}: {self.reason} [{self.policy}]"
+        also = (
+            f" and recreate ServiceAccount {self.recreate_account}" if self.recreate_account else ""
+        )
+        return f"{verb} {self.target}{also}: {self.reason} [{self.policy}]"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -274,6 +279,21 @@ class RestartConsumers:
 
 
 @dataclass(frozen=True, slots=True)
+class RecreateAccount:
+    """Finish recreating a ServiceAccount from the record Secret that describes it."""
+
+    target: CredentialKey  # the record Secret
+    account: str
+    old_uid: str
+
+    def describe(self) -> str:
+        return f"finish recreating ServiceAccount {self.target.namespace}/{self.account}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "recreate-account", **_target(self.target), "account": self.account}
+
+
+@dataclass(frozen=True, slots=True)
 class DeletePrevious:
     """Delete the Secret keeping a rotation's previous values once its grace has passed."""
 
@@ -288,7 +308,16 @@ class DeletePrevious:
         return {"action": "delete-previous", **_target(self.target)}
 
 
-Action = Annotate | PostEvent | Revoke | Rotate | Refresh | RestartConsumers | DeletePrevious
+Action = (
+    Annotate
+    | PostEvent
+    | Revoke
+    | Rotate
+    | Refresh
+    | RestartConsumers
+    | DeletePrevious
+    | RecreateAccount
+)
 
 
 @dataclass(slots=True)
