@@ -457,3 +457,30 @@ async def test_a_401_on_a_write_logs_in_again_and_retries() -> None:
             assert ours(stored(sandbox.emulator, SECRETS, "team", "app"))[CW + "status"]
             patches = [r for r in credwarden_writes(sandbox.emulator) if r.method.value == "PATCH"]
             assert len([p for p in patches if p.resource.plural == "secrets"]) == 2
+
+
+async def test_a_namespace_scoped_operator_governs_only_matching_namespaces() -> None:
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        for ns in ("team-a", "team-b", "other")
+    ]
+    objects += [
+        secret("app", ns, {"password": f"value-of-{ns}-app"})
+        for ns in ("team-a", "team-b", "other")
+    ]
+    objects.append(cluster_policy("p", {"limits": {"secrets": {}}}))
+    async with (
+        emulated_cluster(objects) as sandbox,
+        operator_on(sandbox, namespaces=["team-*,!team-b"]),
+    ):
+        emulator = sandbox.emulator
+        await wait_until(lambda: ours(stored(emulator, SECRETS, "team-a", "app")), 15)
+        await converged(sandbox)
+        assert not ours(stored(emulator, SECRETS, "team-b", "app"))
+        assert not ours(stored(emulator, SECRETS, "other", "app"))
+        lists = [
+            r
+            for r in emulator
+            if r.method.value == "GET" and r.resource and r.resource.plural == "secrets"
+        ]
+        assert {r.namespace for r in lists} == {"team-a"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +56,11 @@ def fast_settings() -> kopf.OperatorSettings:
 
 @contextlib.asynccontextmanager
 async def operator_on(
-    sandbox: Sandbox, *, client: KubeClient | None = None, **state_options: Any
+    sandbox: Sandbox,
+    *,
+    client: KubeClient | None = None,
+    namespaces: Sequence[str] = (),
+    **state_options: Any,
 ) -> AsyncIterator[OperatorState]:
     """The real operator, logged in to the sandbox, until the block exits."""
     state = OperatorState(
@@ -67,5 +71,8 @@ async def operator_on(
     def login(**_: Any) -> kopf.ConnectionInfo:
         return kopf.ConnectionInfo(server=sandbox.url)
 
-    async with running(state, login=login, settings=fast_settings()):
+    settings = fast_settings()
+    # a scoped operator discovers its namespaces by watching them
+    settings.scanning.disabled = not namespaces
+    async with running(state, login=login, settings=settings, namespaces=namespaces):
         yield state
