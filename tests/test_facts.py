@@ -147,7 +147,7 @@ def test_meta_without_controller() -> None:
     assert meta_of(body).controller is None
 
 
-def test_meta_reads_annotation_managers_and_newest_data_write() -> None:
+def test_meta_reads_owner_annotation_manager_and_newest_data_write() -> None:
     body = {
         "metadata": metadata(
             "s",
@@ -164,8 +164,9 @@ def test_meta_reads_annotation_managers_and_newest_data_write() -> None:
         )
     }
     meta = meta_of(body)
-    assert meta.annotation_managers["credwarden.io/owner"] == "credwarden"
-    assert meta.annotation_managers["team"] == "kubectl-annotate"
+    # the owner annotation's manager is kept; a later write to another annotation
+    # (kubectl-annotate on `team`) does not change it
+    assert meta.owner_annotation_manager == "credwarden"
     assert meta.data_changed_at == parse_time(ago(20))
 
 

@@ -115,8 +115,9 @@ def cmd_version(_: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import asyncio
+    import logging
 
-    from credwarden import scenario
+    from credwarden import logs, scenario
     from credwarden.demo import run_demo, with_mode
 
     now = _parse_now(None)
@@ -136,9 +137,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     policies = with_mode(policy_documents, args.mode)
     for index, policy in enumerate(policies, start=1):
         parse_policy(policy, f"policy {index}")  # bad input: one line, before anything runs
-    return asyncio.run(
-        run_demo([*objects, *policies], now=now, seconds=args.seconds, dump=args.dump)
-    )
+    # the report goes to stdout; log lines (warnings and worse) to stderr, as structured logs
+    with logs.configured(level=logging.WARNING):
+        return asyncio.run(
+            run_demo(
+                [*objects, *policies],
+                now=now,
+                seconds=args.seconds,
+                dump=args.dump,
+                metrics_port=args.metrics_port,
+            )
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -229,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATTERN",
-        help="watch only matching namespaces (globs, `!` negates; repeatable)",
+        help="watch only matching namespaces: comma-separated globs, `!` negates "
+        "(e.g. 'team-*,!team-sandbox'); repeatable",
     )
     run.add_argument("--health-port", type=int, default=8080, help="/healthz and /readyz")
     run.add_argument("--metrics-port", type=int, default=9402, help="/metrics (0: off)")

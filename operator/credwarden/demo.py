@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import yaml
 
 from credwarden.facts import LAST_APPLIED
+from credwarden.metrics import serve_metrics
 from credwarden.records import Evaluation
 from credwarden.report import render_table
 from credwarden.sandbox import emulated_cluster, operator_on
@@ -68,15 +69,30 @@ async def run_demo(
     seconds: float | None,
     dump: Path | None,
     out: TextIO | None = None,
+    metrics_port: int | None = None,
 ) -> int:
     out = out or sys.stdout  # looked up now: tests and callers may have replaced it
     started = time.monotonic()
     async with emulated_cluster(objects) as sandbox, operator_on(sandbox) as state:
         reconciler = state.reconciler
-        if seconds is None:
-            await asyncio.wait_for(reconciler.converged.wait(), DEMO_TIMEOUT)
-        else:
-            await asyncio.sleep(seconds)
+        metrics = None
+        if metrics_port is not None:
+            # loopback only: the demo is local; stopped before the operator (kopf waits
+            # for any connection task still open when it stops)
+            metrics = await serve_metrics(state, metrics_port, host="127.0.0.1")
+            print(f"credwarden demo: metrics at {metrics.url}", file=sys.stderr, flush=True)
+        try:
+            if seconds is None:
+                await asyncio.wait_for(reconciler.converged.wait(), DEMO_TIMEOUT)
+            else:
+                # kopf takes SIGINT/SIGTERM and stops: end the demo then, not at --for
+                waiting = asyncio.ensure_future(asyncio.sleep(seconds))
+                stopped = sandbox.operator or asyncio.ensure_future(asyncio.Event().wait())
+                await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+        finally:
+            if metrics is not None:
+                await metrics.stop()
         records = sorted(reconciler.records.values(), key=lambda r: r.key)
         evaluation = Evaluation(now=now, records=records)
         emulator = sandbox.emulator

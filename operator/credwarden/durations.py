@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import NoReturn
 
 DURATION_PATTERN = r"^[0-9]{1,6}(s|m|h|d|w)$"
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -21,12 +23,25 @@ class DurationError(ValueError):
 
 def parse_duration(text: str) -> timedelta:
     """Parse `90d` into a timedelta; raise DurationError with the expected form."""
-    if not isinstance(text, str) or not _DURATION_RE.fullmatch(text):
-        raise DurationError(
-            f"invalid duration {text!r}: expected a whole number and one unit "
-            "(s, m, h, d or w), e.g. 15m, 720h, 90d"
-        )
+    if not isinstance(text, str):  # checked first: the cache below needs a hashable key
+        _invalid(text)
+    return _parse_duration(text)
+
+
+# The engine parses the same dozen policy durations for every credential; timedelta is
+# immutable, so one parsed value can be shared. Invalid input raises and is not cached.
+@lru_cache(maxsize=1024)
+def _parse_duration(text: str) -> timedelta:
+    if not _DURATION_RE.fullmatch(text):
+        _invalid(text)
     return timedelta(seconds=int(text[:-1]) * UNIT_SECONDS[text[-1]])
+
+
+def _invalid(text: object) -> NoReturn:
+    raise DurationError(
+        f"invalid duration {text!r}: expected a whole number and one unit "
+        "(s, m, h, d or w), e.g. 15m, 720h, 90d"
+    )
 
 
 # The calendar's ends, for arithmetic that would overflow (a year-9999 timestamp, a

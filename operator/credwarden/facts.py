@@ -13,9 +13,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any
 
 from credwarden.certificates import CertificateError, certificate_not_after
@@ -41,6 +43,8 @@ LEGACY_LAST_USED = "kubernetes.io/legacy-token-last-used"
 LEGACY_INVALID_SINCE = "kubernetes.io/legacy-token-invalid-since"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
+# who owns a credential (owner.py reads it; defined here for managedFields parsing)
+OWNER_ANNOTATION = "credwarden.io/owner"
 WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
 HASH_BYTES = 16
 # Values shared by design (every token Secret carries the cluster CA) or too short to
@@ -61,8 +65,32 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _str_map(value: Any) -> dict[str, str]:
-    return {str(k): v for k, v in _dict(value).items() if isinstance(v, str)}
+_intern = sys.intern
+# One shared, read-only mapping for every object without labels or annotations (about a
+# third of Secrets) or without compared values, instead of an empty dict each.
+_EMPTY_MAP: Mapping[str, Any] = MappingProxyType({})
+
+
+def _interned(value: Any) -> str:
+    """A string field that repeats across objects (namespace, type, kind, manager): one
+    copy for all of them. Every object arrives from its own JSON document, so without
+    this each keeps its own copy of the same few strings. (`str()` first: sys.intern
+    refuses str subclasses.)"""
+    return _intern(str(value)) if isinstance(value, str) else ""
+
+
+def _str_map(value: Any, *, intern_values: bool = True) -> dict[str, str]:
+    """String entries of a labels/annotations object. Keys repeat across objects and are
+    interned; so are values unless they are likely unique (annotation values)."""
+    if intern_values:
+        return {
+            _intern(str(k)): _intern(str(v)) for k, v in _dict(value).items() if isinstance(v, str)
+        }
+    return {_intern(str(k)): v for k, v in _dict(value).items() if isinstance(v, str)}
+
+
+def _frozen_map(found: dict[str, str]) -> Mapping[str, str]:
+    return found if found else _EMPTY_MAP
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -109,8 +137,9 @@ class Meta:
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     owner_references: tuple[OwnerRef, ...]
-    # field managers that own each annotation key (from managedFields), when known
-    annotation_managers: Mapping[str, str]
+    # the field manager that set the credwarden.io/owner annotation (from managedFields),
+    # when known: all that `owner.explicit_owner` needs of managedFields' annotation owners
+    owner_annotation_manager: str | None
     # newest managedFields time that touched data/stringData
     data_changed_at: datetime | None
     deleting: bool
@@ -120,48 +149,52 @@ class Meta:
         return next((ref for ref in self.owner_references if ref.controller), None)
 
 
-def _managed_fields(metadata: dict[str, Any]) -> tuple[dict[str, str], datetime | None]:
-    managers: dict[str, str] = {}
+# the owner annotation as a managedFields key
+_OWNER_FIELD = f"f:{OWNER_ANNOTATION}"
+
+
+def _managed_fields(metadata: dict[str, Any]) -> tuple[str | None, datetime | None]:
+    """Who set the owner annotation (the last entry naming it wins), and the newest write
+    to data/stringData."""
+    owner_manager: str | None = None
     data_changed_at: datetime | None = None
     for entry in _list(metadata.get("managedFields")):
         entry = _dict(entry)
         fields = _dict(entry.get("fieldsV1"))
-        manager = _str(entry.get("manager"))
         annotations = _dict(_dict(fields.get("f:metadata")).get("f:annotations"))
-        for key in annotations:
-            if isinstance(key, str) and key.startswith("f:"):
-                managers[key[2:]] = manager
+        if _OWNER_FIELD in annotations:
+            owner_manager = _interned(entry.get("manager"))
         if "f:data" in fields or "f:stringData" in fields:
             when = parse_time(entry.get("time"))
             if when and (data_changed_at is None or when > data_changed_at):
                 data_changed_at = when
-    return managers, data_changed_at
+    return owner_manager, data_changed_at
 
 
 def meta_of(body: Mapping[str, Any]) -> Meta:
     metadata = _dict(body.get("metadata"))
-    annotations = _str_map(metadata.get("annotations"))
+    annotations = _str_map(metadata.get("annotations"), intern_values=False)
     annotations.pop(LAST_APPLIED, None)
     owners = tuple(
         OwnerRef(
-            kind=_str(ref.get("kind")),
+            kind=_interned(ref.get("kind")),
             name=_str(ref.get("name")),
-            api_version=_str(ref.get("apiVersion")),
+            api_version=_interned(ref.get("apiVersion")),
             controller=ref.get("controller") is True,
         )
         for ref in map(_dict, _list(metadata.get("ownerReferences")))
     )
-    managers, data_changed_at = _managed_fields(metadata)
+    owner_manager, data_changed_at = _managed_fields(metadata)
     return Meta(
-        namespace=_str(metadata.get("namespace")),
+        namespace=_interned(metadata.get("namespace")),
         name=_str(metadata.get("name")),
         uid=_str(metadata.get("uid")),
         resource_version=_str(metadata.get("resourceVersion")),
         created_at=parse_time(metadata.get("creationTimestamp")),
-        labels=_str_map(metadata.get("labels")),
-        annotations=annotations,
+        labels=_frozen_map(_str_map(metadata.get("labels"))),
+        annotations=_frozen_map(annotations),
         owner_references=owners,
-        annotation_managers=managers,
+        owner_annotation_manager=owner_manager,
         data_changed_at=data_changed_at,
         deleting=bool(metadata.get("deletionTimestamp")),
     )
@@ -171,8 +204,9 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
 class SecretFacts:
     meta: Meta
     type: str
-    # data key -> keyed hash of its value (hex), for values worth comparing; never a value
-    value_hashes: Mapping[str, str]
+    # data key -> keyed hash of its value (HASH_BYTES raw bytes), for values worth
+    # comparing; never a value
+    value_hashes: Mapping[str, bytes]
     cert_not_after: datetime | None = None
     cert_error: str | None = None
     service_account: str | None = None
@@ -260,9 +294,10 @@ class WorkloadFacts:
         return (self.kind, self.namespace, self.name)
 
 
-def value_hash(hash_key: bytes, value: bytes) -> str:
-    digest = hmac.new(hash_key, value, hashlib.sha256).digest()
-    return digest[:HASH_BYTES].hex()
+def value_hash(hash_key: bytes, value: bytes) -> bytes:
+    """The keyed hash of a value, truncated to HASH_BYTES raw bytes (a hex string would
+    take twice the room, and there is one per stored value)."""
+    return hmac.digest(hash_key, value, hashlib.sha256)[:HASH_BYTES]
 
 
 def _decode(value: Any) -> bytes | None:
@@ -274,19 +309,23 @@ def _decode(value: Any) -> bytes | None:
         return None
 
 
+def _frozen_hashes(found: dict[str, bytes]) -> Mapping[str, bytes]:
+    return found if found else _EMPTY_MAP
+
+
 def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
     """Reduce a Secret to facts. Values are hashed and the certificate read, then dropped."""
     meta = meta_of(body)
-    secret_type = _str(body.get("type")) or "Opaque"
-    hashes: dict[str, str] = {}
+    secret_type = _interned(body.get("type")) or "Opaque"
+    hashes: dict[str, bytes] = {}
     raw: dict[str, bytes] = {}
     for key, encoded in _dict(body.get("data")).items():
         decoded = _decode(encoded)
         if decoded is not None:
-            raw[str(key)] = decoded
+            raw[_intern(str(key))] = decoded
     for key, text in _dict(body.get("stringData")).items():
         if isinstance(text, str):
-            raw[str(key)] = text.encode()
+            raw[_intern(str(key))] = text.encode()
     for key, value in raw.items():
         if key not in NOT_COMPARED_KEYS and len(value) >= MIN_COMPARED_BYTES:
             hashes[key] = value_hash(hash_key, value)
@@ -302,7 +341,7 @@ def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
     return SecretFacts(
         meta=meta,
         type=secret_type,
-        value_hashes=hashes,
+        value_hashes=_frozen_hashes(hashes),
         cert_not_after=not_after,
         cert_error=cert_error,
         service_account=meta.annotations.get(SA_NAME_ANNOTATION) or None,
@@ -318,10 +357,12 @@ def service_account_facts(body: Mapping[str, Any]) -> ServiceAccountFacts:
     return ServiceAccountFacts(
         meta=meta_of(body),
         secret_names=tuple(
-            name for ref in _list(body.get("secrets")) if (name := _str(_dict(ref).get("name")))
+            _intern(str(name))
+            for ref in _list(body.get("secrets"))
+            if (name := _str(_dict(ref).get("name")))
         ),
         image_pull_secrets=tuple(
-            name
+            _intern(str(name))
             for ref in _list(body.get("imagePullSecrets"))
             if (name := _str(_dict(ref).get("name")))
         ),
@@ -332,13 +373,13 @@ def service_account_facts(body: Mapping[str, Any]) -> ServiceAccountFacts:
 def binding_facts(body: Mapping[str, Any]) -> BindingFacts:
     metadata = _dict(body.get("metadata"))
     role = _dict(body.get("roleRef"))
-    kind = _str(body.get("kind")) or "RoleBinding"
-    namespace = _str(metadata.get("namespace"))
+    kind = _interned(body.get("kind")) or "RoleBinding"
+    namespace = _interned(metadata.get("namespace"))
     subjects = tuple(
         Subject(
-            kind=_str(subject.get("kind")),
+            kind=_interned(subject.get("kind")),
             # a ServiceAccount subject of a RoleBinding defaults to the binding's namespace
-            namespace=_str(subject.get("namespace")) or namespace,
+            namespace=_interned(subject.get("namespace")) or namespace,
             name=_str(subject.get("name")),
         )
         for subject in map(_dict, _list(body.get("subjects")))
@@ -347,8 +388,8 @@ def binding_facts(body: Mapping[str, Any]) -> BindingFacts:
         kind=kind,
         namespace=namespace,
         name=_str(metadata.get("name")),
-        role_kind=_str(role.get("kind")),
-        role_name=_str(role.get("name")),
+        role_kind=_interned(role.get("kind")),
+        role_name=_interned(role.get("name")),
         subjects=subjects,
     )
 
@@ -382,41 +423,50 @@ def secret_uses(pod_spec: Mapping[str, Any]) -> tuple[SecretUse, ...]:
         for env in map(_dict, _list(container.get("env"))):
             ref = _dict(_dict(env.get("valueFrom")).get("secretKeyRef"))
             if name := _str(ref.get("name")):
-                uses.add(SecretUse(name, "env"))
+                uses.add(SecretUse(_intern(str(name)), "env"))
         for env_from in map(_dict, _list(container.get("envFrom"))):
             if name := _str(_dict(env_from.get("secretRef")).get("name")):
-                uses.add(SecretUse(name, "env"))
+                uses.add(SecretUse(_intern(str(name)), "env"))
     for volume in map(_dict, _list(pod_spec.get("volumes"))):
         if name := _str(_dict(volume.get("secret")).get("secretName")):
-            uses.add(SecretUse(name, "file"))
+            uses.add(SecretUse(_intern(str(name)), "file"))
         for source in map(_dict, _list(_dict(volume.get("projected")).get("sources"))):
             if name := _str(_dict(source.get("secret")).get("name")):
-                uses.add(SecretUse(name, "file"))
+                uses.add(SecretUse(_intern(str(name)), "file"))
     for ref in map(_dict, _list(pod_spec.get("imagePullSecrets"))):
         if name := _str(ref.get("name")):
-            uses.add(SecretUse(name, "imagePullSecret"))
+            uses.add(SecretUse(_intern(str(name)), "imagePullSecret"))
     return tuple(sorted(uses, key=lambda use: (use.secret, use.via)))
 
 
+def _controller_of(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, name) of the controlling ownerReference (as `Meta.controller` finds it)."""
+    for ref in map(_dict, _list(metadata.get("ownerReferences"))):
+        if ref.get("controller") is True:
+            return _interned(ref.get("kind")), _str(ref.get("name"))
+    return None
+
+
 def workload_facts(body: Mapping[str, Any]) -> WorkloadFacts:
-    meta = meta_of(body)
-    kind = _str(body.get("kind"))
+    # only the namespace, name and controller of the metadata matter here: not the whole
+    # `meta_of` (labels, annotations, managedFields), which would be thrown away
+    metadata = _dict(body.get("metadata"))
+    controller = _controller_of(metadata)
+    kind = _interned(body.get("kind"))
     pod_spec = pod_spec_of(body)
-    service_account = _str(pod_spec.get("serviceAccountName")) or _str(
+    service_account = _interned(pod_spec.get("serviceAccountName")) or _interned(
         pod_spec.get("serviceAccount")
     )
     return WorkloadFacts(
         kind=kind,
-        namespace=meta.namespace,
-        name=meta.name,
+        namespace=_interned(metadata.get("namespace")),
+        name=_str(metadata.get("name")),
         uses=secret_uses(pod_spec),
         # Pods always run as some account; "default" when the spec names none
         service_account=service_account or ("default" if pod_spec or kind == "Pod" else None),
-        controller=(
-            (meta.controller.kind, meta.controller.name)
-            if meta.controller is not None and meta.controller.kind in WORKLOAD_KINDS
-            else None
-        ),
+        controller=controller
+        if controller is not None and controller[0] in WORKLOAD_KINDS
+        else None,
     )
 
 

@@ -7,8 +7,9 @@ changed, so the operator re-evaluates only those. Pure data: no I/O.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,43 @@ def _discard(index: dict[Any, set[Any]], key: Any, value: Any) -> None:
             del index[key]
 
 
+# A reverse index whose entries mostly have one member (most values are held by one
+# Secret, most Secrets are read by one workload): the member itself until a second one
+# arrives, then a set. A set costs 216 bytes; the member is already stored elsewhere.
+_Index = dict[Any, Any]
+
+
+def _add_member(index: _Index, key: Any, member: Any) -> None:
+    held = index.get(key)
+    if held is None:
+        index[key] = member
+    elif isinstance(held, set):
+        held.add(member)
+    elif held != member:
+        index[key] = {held, member}
+
+
+def _remove_member(index: _Index, key: Any, member: Any) -> None:
+    held = index.get(key)
+    if held is None:
+        return
+    if isinstance(held, set):
+        held.discard(member)
+        if len(held) == 1:
+            index[key] = next(iter(held))
+        elif not held:
+            del index[key]
+    elif held == member:
+        del index[key]
+
+
+def _members(index: _Index, key: Any) -> Collection[Any]:
+    held = index.get(key)
+    if held is None:
+        return ()
+    return held if isinstance(held, set) else (held,)
+
+
 def _secret_key(namespace: str, name: str) -> CredentialKey:
     return CredentialKey("Secret", namespace, name)
 
@@ -76,6 +114,14 @@ def accounts_group(kind: str, name: str) -> str | None:
     return None
 
 
+# What the engine derives from policies and namespaces alone, keyed by
+# (credential kind, namespace, Secret type): the policies that cover that namespace and
+# govern that kind and type, in precedence order.
+PolicyMemo = dict[tuple[str, str, str | None], tuple[PolicyFacts, ...]]
+# A Secret as it appears in the value index: its (namespace, name) key in `secrets`
+_SecretRef = tuple[str, str]
+
+
 class Inventory:
     def __init__(self) -> None:
         self.secrets: dict[tuple[str, str], SecretFacts] = {}
@@ -84,18 +130,34 @@ class Inventory:
         self.bindings: dict[tuple[str, str, str], BindingFacts] = {}
         self.workloads: dict[tuple[str, str, str], WorkloadFacts] = {}
         self.policies: dict[tuple[str, str, str], PolicyFacts] = {}
-        # reverse indexes
-        self._consumers: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = defaultdict(set)
-        self._sa_users: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = defaultdict(set)
-        self._tokens: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        # Filled by the engine, emptied whenever a policy or a namespace changes.
+        self.policy_memo: PolicyMemo = {}
+        # reverse indexes (single member or set: see _add_member)
+        # (namespace, secret) -> workload keys that read it
+        self._consumers: _Index = {}
+        # (namespace, account) -> workload keys that run as it
+        self._sa_users: _Index = {}
+        # (namespace, account) -> names of token Secrets annotated with it
+        self._tokens: _Index = {}
         self._admin_bindings: defaultdict[tuple[str, str], set[tuple[str, str, str]]] = defaultdict(
             set
         )
         # namespace ("*": every namespace) -> cluster-admin bindings of a whole group
         # of accounts (system:serviceaccounts[:ns])
         self._admin_groups: defaultdict[str, set[tuple[str, str, str]]] = defaultdict(set)
-        self._by_hash: defaultdict[str, set[tuple[str, str, str]]] = defaultdict(set)
-        self._by_namespace: defaultdict[str, set[CredentialKey]] = defaultdict(set)
+        # value hash -> the Secrets holding it. While one Secret holds it (99.8 % of
+        # hashes), its key tuple in `secrets` (no object of its own); from the second
+        # holder on, a set of their CredentialKeys, which an upsert merges into its
+        # affected set at C speed: each new copy of a value affects all the others, and
+        # a value may be copied hundreds of times. Which data keys hold the value is read
+        # from the Secret's own facts.
+        self._by_hash: dict[bytes, _SecretRef | set[CredentialKey]] = {}
+        # value hash -> its holders sorted, for hashes held by more than one Secret;
+        # computed on first use, dropped when a holder comes or goes
+        self._sorted_holders: dict[bytes, tuple[_SecretRef, ...]] = {}
+        # namespace -> names of its Secrets / ServiceAccounts
+        self._secret_names: defaultdict[str, set[str]] = defaultdict(set)
+        self._account_names: defaultdict[str, set[str]] = defaultdict(set)
 
     # ---- look-ups -------------------------------------------------------------------
     def credentials(self) -> Iterator[CredentialKey]:
@@ -108,18 +170,20 @@ class Inventory:
         return len(self.secrets) + len(self.service_accounts)
 
     def in_namespace(self, namespace: str) -> set[CredentialKey]:
-        return set(self._by_namespace.get(namespace, ()))
+        found = {_secret_key(namespace, name) for name in self._secret_names.get(namespace, ())}
+        found.update(_sa_key(namespace, name) for name in self._account_names.get(namespace, ()))
+        return found
 
     def consumers_of(self, namespace: str, secret: str) -> list[WorkloadFacts]:
-        keys = self._consumers.get((namespace, secret), ())
+        keys = _members(self._consumers, (namespace, secret))
         return [self.workloads[key] for key in sorted(keys)]
 
     def workloads_running_as(self, namespace: str, service_account: str) -> list[WorkloadFacts]:
-        keys = self._sa_users.get((namespace, service_account), ())
+        keys = _members(self._sa_users, (namespace, service_account))
         return [self.workloads[key] for key in sorted(keys)]
 
     def tokens_of(self, namespace: str, service_account: str) -> list[SecretFacts]:
-        names = set(self._tokens.get((namespace, service_account), ()))
+        names = set(_members(self._tokens, (namespace, service_account)))
         account = self.service_accounts.get((namespace, service_account))
         if account:
             names.update(
@@ -140,68 +204,183 @@ class Inventory:
     def _accounts_in(self, namespace: str) -> set[CredentialKey]:
         return {_sa_key(ns, name) for ns, name in self.service_accounts if namespace in ("*", ns)}
 
-    def sharing_value(self, value_hash: str) -> list[tuple[str, str, str]]:
+    def sharing_value(self, value_hash: bytes) -> list[tuple[str, str, str]]:
         """(namespace, secret, key) of every Secret value with this keyed hash."""
-        return sorted(self._by_hash.get(value_hash, ()))
+        return sorted(
+            (namespace, name, data_key)
+            for namespace, name in self._holders(value_hash)
+            for data_key, digest in self.secrets[(namespace, name)].value_hashes.items()
+            if digest == value_hash
+        )
+
+    def secrets_holding(self, value_hash: bytes) -> tuple[_SecretRef, ...]:
+        """(namespace, name) of every Secret holding this keyed hash, sorted, each once.
+
+        Cached per hash until a holder comes or goes, so that every copy of a widely
+        shared value does not sort all the copies again (O(k²) for k copies)."""
+        held = self._by_hash.get(value_hash)
+        if held is None:
+            return ()
+        if not isinstance(held, set):
+            return (held,)
+        found = self._sorted_holders.get(value_hash)
+        if found is None:
+            found = tuple(sorted((key.namespace, key.name) for key in held))
+            self._sorted_holders[value_hash] = found
+        return found
+
+    def _holders(self, value_hash: bytes) -> Iterable[_SecretRef]:
+        held = self._by_hash.get(value_hash)
+        if held is None:
+            return ()
+        if isinstance(held, set):
+            return [(key.namespace, key.name) for key in held]
+        return (held,)
+
+    @staticmethod
+    def others_holding(holders: tuple[_SecretRef, ...], secret: _SecretRef) -> int:
+        """How many of these sorted holders are not `secret` (binary search)."""
+        at = bisect_left(holders, secret)
+        return len(holders) - (1 if at < len(holders) and holders[at] == secret else 0)
 
     # ---- updates --------------------------------------------------------------------
-    def upsert_secret(self, facts: SecretFacts) -> set[CredentialKey]:
-        affected = self.remove_secret(facts.meta.namespace, facts.meta.name)
-        key = facts.key
-        self.secrets[key] = facts
-        self._by_namespace[key[0]].add(_secret_key(*key))
-        for data_key, digest in facts.value_hashes.items():
-            self._by_hash[digest].add((key[0], key[1], data_key))
-        if facts.service_account:
-            self._tokens[(key[0], facts.service_account)].add(key[1])
-        return affected | self._secret_dependents(facts)
+    def load(
+        self,
+        objects: Iterable[
+            SecretFacts
+            | ServiceAccountFacts
+            | NamespaceFacts
+            | BindingFacts
+            | WorkloadFacts
+            | PolicyFacts
+        ],
+    ) -> None:
+        """Add many objects at once (an initial listing, a snapshot) without working out
+        what each one affects: whoever loads a whole cluster evaluates all of it next.
+        The result is the same inventory as upserting them one by one, in this order."""
+        for facts in objects:
+            if isinstance(facts, SecretFacts):
+                self._store_secret(facts)
+            elif isinstance(facts, ServiceAccountFacts):
+                self._store_service_account(facts)
+            elif isinstance(facts, NamespaceFacts):
+                self.upsert_namespace(facts)
+            elif isinstance(facts, BindingFacts):
+                self.upsert_binding(facts)
+            elif isinstance(facts, WorkloadFacts):
+                self.upsert_workload(facts)
+            else:
+                self.upsert_policy(facts)
 
-    def remove_secret(self, namespace: str, name: str) -> set[CredentialKey]:
+    def _store_secret(self, facts: SecretFacts) -> SecretFacts | None:
+        """Store (or replace) a Secret and index it; the facts it replaced, if any."""
+        key = facts.key
+        old = self._forget_secret(*key)
+        self.secrets[key] = facts
+        self._secret_names[key[0]].add(key[1])
+        for digest in set(facts.value_hashes.values()):
+            self._hold(digest, key)
+        if facts.service_account:
+            _add_member(self._tokens, (key[0], facts.service_account), key[1])
+        return old
+
+    def _forget_secret(self, namespace: str, name: str) -> SecretFacts | None:
         facts = self.secrets.pop((namespace, name), None)
         if facts is None:
-            return set()
-        _discard(self._by_namespace, namespace, _secret_key(namespace, name))
-        for data_key, digest in facts.value_hashes.items():
-            _discard(self._by_hash, digest, (namespace, name, data_key))
+            return None
+        _discard(self._secret_names, namespace, name)
+        for digest in set(facts.value_hashes.values()):
+            self._release(digest, (namespace, name))
         if facts.service_account:
-            _discard(self._tokens, (namespace, facts.service_account), name)
-        return self._secret_dependents(facts)
+            _remove_member(self._tokens, (namespace, facts.service_account), name)
+        return facts
 
-    def _secret_dependents(self, facts: SecretFacts) -> set[CredentialKey]:
-        """The Secret itself, its ServiceAccount, and Secrets sharing one of its values."""
+    def upsert_secret(self, facts: SecretFacts) -> set[CredentialKey]:
+        old = self._store_secret(facts)
+        if old is None:
+            return self._secret_dependents(facts, facts.value_hashes.values())
+        # Secrets sharing a value see this one only as a place that holds that value:
+        # their evaluation changes when this Secret gains or loses a value, not on any
+        # other update (an annotation, a label, credwarden's own Annotate patch).
+        changed = set(old.value_hashes.values()).symmetric_difference(facts.value_hashes.values())
+        affected = self._secret_dependents(facts, changed)
+        if old.service_account:
+            affected.add(_sa_key(old.meta.namespace, old.service_account))
+        return affected
+
+    def remove_secret(self, namespace: str, name: str) -> set[CredentialKey]:
+        facts = self._forget_secret(namespace, name)
+        if facts is None:
+            return set()
+        return self._secret_dependents(facts, facts.value_hashes.values())
+
+    def _secret_dependents(
+        self, facts: SecretFacts, sharing: Iterable[bytes]
+    ) -> set[CredentialKey]:
+        """The Secret itself, its ServiceAccount, and the Secrets holding these values."""
         affected = {_secret_key(*facts.key)}
         if facts.service_account:
             affected.add(_sa_key(facts.meta.namespace, facts.service_account))
-        for digest in facts.value_hashes.values():
-            affected.update(_secret_key(ns, name) for ns, name, _ in self._by_hash.get(digest, ()))
+        for digest in sharing:
+            held = self._by_hash.get(digest)
+            if isinstance(held, set):
+                affected |= held
+            elif held is not None:
+                affected.add(_secret_key(*held))
         return affected
+
+    def _hold(self, digest: bytes, secret: _SecretRef) -> None:
+        held = self._by_hash.get(digest)
+        if held is None:
+            self._by_hash[digest] = secret
+        elif isinstance(held, set):
+            held.add(_secret_key(*secret))
+        elif held != secret:
+            self._by_hash[digest] = {_secret_key(*held), _secret_key(*secret)}
+        self._sorted_holders.pop(digest, None)
+
+    def _release(self, digest: bytes, secret: _SecretRef) -> None:
+        held = self._by_hash.get(digest)
+        if isinstance(held, set):
+            held.discard(_secret_key(*secret))
+            if len(held) == 1:
+                last = held.pop()
+                self._by_hash[digest] = (last.namespace, last.name)
+        elif held == secret:
+            del self._by_hash[digest]
+        self._sorted_holders.pop(digest, None)
+
+    def _store_service_account(self, facts: ServiceAccountFacts) -> None:
+        self.service_accounts[facts.key] = facts
+        self._account_names[facts.meta.namespace].add(facts.meta.name)
 
     def upsert_service_account(self, facts: ServiceAccountFacts) -> set[CredentialKey]:
         affected = self.remove_service_account(*facts.key)
-        self.service_accounts[facts.key] = facts
-        self._by_namespace[facts.key[0]].add(_sa_key(*facts.key))
+        self._store_service_account(facts)
         return affected | self._sa_dependents(*facts.key)
 
     def remove_service_account(self, namespace: str, name: str) -> set[CredentialKey]:
         if self.service_accounts.pop((namespace, name), None) is None:
             return set()
-        _discard(self._by_namespace, namespace, _sa_key(namespace, name))
+        _discard(self._account_names, namespace, name)
         return self._sa_dependents(namespace, name)
 
     def _sa_dependents(self, namespace: str, name: str) -> set[CredentialKey]:
         # token Secrets inherit their account's owner
         affected = {_sa_key(namespace, name)}
         affected.update(
-            _secret_key(namespace, token) for token in self._tokens.get((namespace, name), ())
+            _secret_key(namespace, token) for token in _members(self._tokens, (namespace, name))
         )
         return affected
 
     def upsert_namespace(self, facts: NamespaceFacts) -> set[CredentialKey]:
         self.namespaces[facts.name] = facts
+        self.policy_memo.clear()  # a ClusterCredentialPolicy selects namespaces by label
         return self.in_namespace(facts.name)
 
     def remove_namespace(self, name: str) -> set[CredentialKey]:
         self.namespaces.pop(name, None)
+        self.policy_memo.clear()
         return self.in_namespace(name)
 
     def upsert_binding(self, facts: BindingFacts) -> set[CredentialKey]:
@@ -232,31 +411,35 @@ class Inventory:
         return affected
 
     def upsert_workload(self, facts: WorkloadFacts) -> set[CredentialKey]:
-        affected = self.remove_workload(*facts.key)
-        self.workloads[facts.key] = facts
+        key = facts.key  # one tuple for the dict and every index entry (`key` builds one)
+        affected = self.remove_workload(*key)
+        self.workloads[key] = facts
         for use in facts.uses:
-            self._consumers[(facts.namespace, use.secret)].add(facts.key)
+            _add_member(self._consumers, (facts.namespace, use.secret), key)
             affected.add(_secret_key(facts.namespace, use.secret))
         if facts.service_account:
-            self._sa_users[(facts.namespace, facts.service_account)].add(facts.key)
+            _add_member(self._sa_users, (facts.namespace, facts.service_account), key)
             affected.add(_sa_key(facts.namespace, facts.service_account))
         return affected
 
     def remove_workload(self, kind: str, namespace: str, name: str) -> set[CredentialKey]:
-        facts = self.workloads.pop((kind, namespace, name), None)
+        key = (kind, namespace, name)
+        facts = self.workloads.pop(key, None)
         if facts is None:
             return set()
         affected: set[CredentialKey] = set()
         for use in facts.uses:
-            _discard(self._consumers, (namespace, use.secret), facts.key)
+            _remove_member(self._consumers, (namespace, use.secret), key)
             affected.add(_secret_key(namespace, use.secret))
         if facts.service_account:
-            _discard(self._sa_users, (namespace, facts.service_account), facts.key)
+            _remove_member(self._sa_users, (namespace, facts.service_account), key)
             affected.add(_sa_key(namespace, facts.service_account))
         return affected
 
     def upsert_policy(self, facts: PolicyFacts) -> None:
         self.policies[facts.key] = facts
+        self.policy_memo.clear()
 
     def remove_policy(self, kind: str, namespace: str, name: str) -> None:
         self.policies.pop((kind, namespace, name), None)
+        self.policy_memo.clear()

@@ -289,5 +289,4 @@ RESOURCE_PATHS = {
     "DaemonSet": ("daemonsets", "/apis/apps/v1"),
     "CredentialPolicy": ("credentialpolicies", "/apis/credwarden.io/v1alpha1"),
     "ClusterCredentialPolicy": ("clustercredentialpolicies", "/apis/credwarden.io/v1alpha1"),
-    "Lease": ("leases", "/apis/coordination.k8s.io/v1"),
 }

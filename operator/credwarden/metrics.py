@@ -15,10 +15,14 @@ Two ways out, same series:
   renderer that yields to the event loop every `CHUNK` records, and prometheus-client's
   own exposition for everything else. A test checks both give the same samples.
 
+Hooks (`OperatorMetrics.attach`): the reconciler's `listeners` (last event time) and
+`pass_listeners` (reconcile duration), the enforcer's `listeners` (revocations, rotations,
+held-back actions) and the API client's `on_error` (API errors, chained). Other code can
+count actions with `count_revocation`, `count_rotation` and `count_blocked`.
+
 Labels carry names, kinds, types, statuses, rule ids and policy names: never a value, an
-owner or a message. The action counters (`count_revocation`, `count_rotation`,
-`count_blocked`) are called by the enforcement code; see docs/metrics.md for the list of
-series, the label values and the series count per 10k credentials.
+owner or a message. docs/metrics.md lists the series, their label values, and the series
+count and scrape cost per 10k credentials.
 """
 
 from __future__ import annotations
@@ -37,12 +41,16 @@ from prometheus_client import (
     GC_COLLECTOR,
     CollectorRegistry,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from credwarden import __version__
@@ -295,13 +303,17 @@ def identity(record: LifecycleRecord) -> str:
     return f'namespace="{_escape(key.namespace)}",name="{_escape(key.name)}",kind="{key.kind}"'
 
 
-Rows = Sequence[tuple[LifecycleRecord, str]]  # a record and its identity()
+# The renderers take records and their identity() strings side by side: a list of
+# strings is invisible to the garbage collector, 100k (record, identity) tuples alive for a
+# whole scrape are not, and at that size they set off full collections of the process.
 
 
 # The renderers are credential_samples() unrolled for speed; a test checks they agree.
-def _render_expiration(rows: Rows, out: list[str]) -> None:
+def _render_expiration(
+    records: Sequence[LifecycleRecord], idents: Sequence[str], out: list[str]
+) -> None:
     prefix = "credwarden_credential_expiration_timestamp_seconds{"
-    for record, ident in rows:
+    for record, ident in zip(records, idents, strict=True):
         if record.expires_at is not None:
             policy = _escape(record.policy or "")
             value = _number(record.expires_at.timestamp())
@@ -310,9 +322,11 @@ def _render_expiration(rows: Rows, out: list[str]) -> None:
             )
 
 
-def _render_last_rotation(rows: Rows, out: list[str]) -> None:
+def _render_last_rotation(
+    records: Sequence[LifecycleRecord], idents: Sequence[str], out: list[str]
+) -> None:
     prefix = "credwarden_credential_last_rotation_timestamp_seconds{"
-    for record, ident in rows:
+    for record, ident in zip(records, idents, strict=True):
         if record.last_rotated_at is not None and record.status in GOVERNED:
             policy = _escape(record.policy or "")
             value = _number(record.last_rotated_at.timestamp())
@@ -321,15 +335,19 @@ def _render_last_rotation(rows: Rows, out: list[str]) -> None:
             )
 
 
-def _render_status(rows: Rows, out: list[str]) -> None:
+def _render_status(
+    records: Sequence[LifecycleRecord], idents: Sequence[str], out: list[str]
+) -> None:
     prefix = "credwarden_credential_status{"
-    for record, ident in rows:
+    for record, ident in zip(records, idents, strict=True):
         out.append(f'{prefix}{ident},status="{record.status}"}} 1\n')
 
 
-def _render_findings(rows: Rows, out: list[str]) -> None:
+def _render_findings(
+    records: Sequence[LifecycleRecord], idents: Sequence[str], out: list[str]
+) -> None:
     prefix = "credwarden_credential_findings{"
-    for record, ident in rows:
+    for record, ident in zip(records, idents, strict=True):
         if not record.findings:
             continue
         counts: dict[tuple[str, str], int] = {}
@@ -344,7 +362,7 @@ def _render_findings(rows: Rows, out: list[str]) -> None:
             )
 
 
-RENDERERS: dict[str, Callable[[Rows, list[str]], None]] = {
+RENDERERS: dict[str, Callable[[Sequence[LifecycleRecord], Sequence[str], list[str]], None]] = {
     "credwarden_credential_expiration_timestamp_seconds": _render_expiration,
     "credwarden_credential_last_rotation_timestamp_seconds": _render_last_rotation,
     "credwarden_credential_status": _render_status,
@@ -443,12 +461,12 @@ class CredentialCollector(Collector):
         """The same families as text, yielding to the event loop every CHUNK records."""
         records = self._records()
         aggregates = Aggregates(self.clock())
-        rows: list[tuple[LifecycleRecord, str]] = []
+        idents: list[str] = []
         for start in range(0, len(records), CHUNK):
             chunk = records[start : start + CHUNK]
             aggregates.add(chunk)
             if self.per_credential:
-                rows.extend((record, identity(record)) for record in chunk)
+                idents.extend(map(identity, chunk))
             await asyncio.sleep(0)
         out: list[str] = []
         for name, samples in aggregates.samples():
@@ -466,8 +484,9 @@ class CredentialCollector(Collector):
         for name in PER_CREDENTIAL:
             render = RENDERERS[name]
             out = [_header(FAMILY[name])]
-            for start in range(0, len(rows), CHUNK):
-                render(rows[start : start + CHUNK], out)
+            for start in range(0, len(records), CHUNK):
+                end = start + CHUNK
+                render(records[start:end], idents[start:end], out)
                 yield "".join(out)
                 out.clear()
                 await asyncio.sleep(0)
@@ -483,6 +502,31 @@ def _family(name: str, samples: Iterable[Sample]) -> Metric:
     for values, value in samples:
         metric.add_metric(list(values), value)
     return metric
+
+
+class Histogram:
+    """A histogram without prometheus-client's `_created` series (its own Histogram adds
+    one, and turning that off is process-wide)."""
+
+    def __init__(self, name: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.bounds = tuple(sorted(buckets))
+        self.counts = [0] * (len(self.bounds) + 1)  # the last: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        index = next((i for i, bound in enumerate(self.bounds) if value <= bound), -1)
+        self.counts[index] += 1
+        self.sum += value
+
+    def family(self) -> Metric:
+        cumulative, running = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            cumulative.append((_number(bound) if bound != float("inf") else "+Inf", running))
+        return HistogramMetricFamily(
+            self.name, FAMILY[self.name].help, buckets=cumulative, sum_value=self.sum
+        )
 
 
 class OperatorCollector(Collector):
@@ -504,6 +548,7 @@ class OperatorCollector(Collector):
             values.update(counts)
             yield _family(name, _sorted(values))
         yield _family("credwarden_api_errors", _sorted(metrics.api_errors))
+        yield metrics.reconcile_duration.family()
         stats = metrics.reconciler.stats
         yield _family("credwarden_evaluations", [((), float(stats.evaluations))])
         yield _family("credwarden_writes", [((), float(stats.writes))])
@@ -546,15 +591,11 @@ class OperatorMetrics:
         self.base = CollectorRegistry(auto_describe=False)
         self.registry = CollectorRegistry(auto_describe=False)
         self.reconcile_duration = Histogram(
-            "credwarden_reconcile_duration_seconds",
-            FAMILY["credwarden_reconcile_duration_seconds"].help,
-            buckets=RECONCILE_BUCKETS,
-            registry=None,
+            "credwarden_reconcile_duration_seconds", RECONCILE_BUCKETS
         )
         operator = OperatorCollector(self)
         for registry in (self.base, self.registry):
             registry.register(operator)
-            registry.register(self.reconcile_duration)
             ProcessCollector(registry=registry)
             PlatformCollector(registry=registry)
             if GC_COLLECTOR is not None:
@@ -766,10 +807,5 @@ async def serve_metrics(
         metrics.close()
         await runner.cleanup()
         raise
-    bound = port
-    server = getattr(site, "_server", None)
-    sockets = getattr(server, "sockets", None) or ()
-    for sock in sockets:
-        bound = sock.getsockname()[1]
-        break
+    bound = next((int(address[1]) for address in runner.addresses), port)  # port 0: the OS's
     return MetricsServer(metrics, runner, host, bound)

@@ -5,27 +5,57 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import os
 import signal
 import socket
 
+from credwarden import logs
 from credwarden.controller import OperatorState
 from credwarden.health import Health, Heartbeat
 from credwarden.kube import KubeClient
+from credwarden.metrics import MetricsServer, serve_metrics
 from credwarden.runner import running
 
 log = logging.getLogger("credwarden")
+
+
+def namespace_matches(name: str, pattern: str) -> bool:
+    """kopf's --namespace syntax: comma-separated globs, `!` excludes; a leading exclusion
+    implies everything else is included."""
+    globs = [part.strip() for part in pattern.split(",") if part.strip()]
+    matched = bool(globs) and globs[0].startswith("!")
+    for glob in globs:
+        if glob.startswith("!"):
+            matched = matched and not fnmatch.fnmatchcase(name, glob[1:])
+        else:
+            matched = matched or fnmatch.fnmatchcase(name, glob)
+    return matched
 
 
 async def operate(args: argparse.Namespace) -> int:
     namespace = os.environ.get("POD_NAMESPACE", "")
     instance = os.environ.get("POD_NAME") or socket.gethostname()
     client = KubeClient(qps=args.qps, burst=args.burst)
-    heartbeat = Heartbeat(namespace) if namespace else None
+    # the heartbeat proves the Secrets watch of its own namespace: only if it is watched
+    watched = not args.namespace or any(
+        namespace_matches(namespace, pattern) for pattern in args.namespace
+    )
+    heartbeat = Heartbeat(namespace) if namespace and watched else None
+    if namespace and not watched:
+        log.warning(
+            "namespace %s is outside --namespace: /healthz cannot check the Secrets watch",
+            namespace,
+        )
     state = OperatorState(client=client, instance=instance, heartbeat=heartbeat)
     health = Health(state.reconciler, heartbeat)
     health_runner = await health.serve("0.0.0.0", args.health_port)
+    metrics: MetricsServer | None = None
+    if args.metrics_port:  # 0: off
+        metrics = await serve_metrics(
+            state, args.metrics_port, per_credential=args.per_credential_metrics
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -39,16 +69,24 @@ async def operate(args: argparse.Namespace) -> int:
             stopping = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({operator, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
-            if operator in done and not stop.is_set():
-                log.error("kopf stopped unexpectedly: %s", operator.exception())
+            if metrics is not None:
+                # before kopf stops: it waits for connection tasks still open (keep-alive)
+                await metrics.stop()
+                metrics = None
+            # kopf installs its own SIGTERM/SIGINT handlers: a clean stop is a signal
+            error = operator.exception() if operator in done and not stop.is_set() else None
+            if error is not None:
+                log.error("kopf stopped unexpectedly: %s", error)
                 return 1
     finally:
         for task in tasks:
             task.cancel()
+        if metrics is not None:
+            await metrics.stop()
         await health_runner.cleanup()
     return 0
 
 
 def run_operator(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO)
+    logs.configure(args.log_format)
     return asyncio.run(operate(args))

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from credwarden.facts import OWNER_ANNOTATION as OWNER_ANNOTATION  # re-exported
 from credwarden.facts import Meta
 from credwarden.inventory import Inventory
 
-OWNER_ANNOTATION = "credwarden.io/owner"
 OWNER_SOURCE_ANNOTATION = "credwarden.io/owner-source"
 FIELD_MANAGER = "credwarden"
 HELM_RELEASE = "meta.helm.sh/release-name"
@@ -35,7 +35,7 @@ def explicit_owner(meta: Meta) -> str | None:
     value = meta.annotations.get(OWNER_ANNOTATION)
     if not value:
         return None
-    manager = meta.annotation_managers.get(OWNER_ANNOTATION)
+    manager = meta.owner_annotation_manager
     if manager:
         return None if manager == FIELD_MANAGER else value
     source = meta.annotations.get(OWNER_SOURCE_ANNOTATION)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from credwarden import logs
 from credwarden.enforcer import Enforcer
 from credwarden.engine import evaluate_credential
 from credwarden.inventory import CredentialKey, Inventory
@@ -222,7 +223,23 @@ class Reconciler:
             self.stats.events_posted += 1
         except ApiError as error:
             self.stats.write_errors += 1
-            log.warning("event %s on %s not posted: %s", event.reason, record.key, error)
+            logs.action(
+                "event",
+                record,
+                result="error",
+                rule=logs.rule_of(event.reason),
+                reason=event.reason,
+                error=str(error),
+            )
+            return
+        logs.action(
+            "event",
+            record,
+            result="success",
+            rule=logs.rule_of(event.reason),
+            reason=event.reason,
+            event_type=event.type,
+        )
 
     async def _annotate(self, record: LifecycleRecord, action: Annotate) -> bool:
         key = record.key
@@ -243,15 +260,25 @@ class Reconciler:
         except Conflict:
             # changed since we read it: the watch brings the new version; look again soon
             self.schedule.set(key, self.clock() + RETRY_AFTER_CONFLICT)
+            logs.action("annotate", record, result="conflict")
             return False
         except NotFound:
+            logs.action("annotate", record, result="not-found")
             return False
         except ApiError as error:
             self.stats.write_errors += 1
-            log.warning("annotations on %s not written: %s", key, error)
+            logs.action("annotate", record, result="error", error=str(error))
             self.schedule.set(key, self.clock() + RETRY_AFTER_CONFLICT)
             return False
         self.stats.writes += 1
+        logs.action(
+            "annotate",
+            record,
+            result="success",
+            status=record.status,
+            findings=list(record.rule_ids),
+            annotations=sorted(changes),
+        )
         return True
 
     # ---- policy status --------------------------------------------------------------

@@ -41,9 +41,16 @@ EXPIRING_RULES = frozenset({"credential-expiring", "certificate-expiring"})
 
 
 def rfc3339(moment: datetime | None) -> str | None:
+    """`2026-11-22T12:00:00Z`: UTC, whole seconds."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:
+        # strftime's %Y does not pad small years on glibc (`1-01-01...`): keep its output
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is about 10x cheaper than strftime, and the engine formats a few per
+    # credential: `YYYY-MM-DDTHH:MM:SS` is its first 19 characters
+    return utc.isoformat()[:19] + "Z"
 
 
 @dataclass(frozen=True, slots=True)

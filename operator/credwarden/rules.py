@@ -254,21 +254,33 @@ def rule_duplicate(context: RuleContext) -> list[Finding]:
     secret = context.secret
     if secret is None or not context.policies:
         return []
-    others: dict[tuple[str, str], list[str]] = {}
-    for data_key, digest in sorted(secret.value_hashes.items()):
-        for namespace, name, _ in context.inventory.sharing_value(digest):
-            if (namespace, name) != secret.key:
-                others.setdefault((namespace, name), []).append(data_key)
-    if not others:
+    inventory = context.inventory
+    own = secret.key
+    # the data keys whose value another Secret also holds, and each such value's holders
+    # (sorted, cached by the inventory: a value copied k times is not re-sorted k times)
+    keys: list[str] = []
+    holder_lists: list[tuple[tuple[str, str], ...]] = []
+    for data_key, digest in secret.value_hashes.items():
+        holders = inventory.secrets_holding(digest)
+        if inventory.others_holding(holders, own):
+            keys.append(data_key)
+            if holders not in holder_lists:  # a copied TLS Secret shares crt and key alike
+                holder_lists.append(holders)
+    if not keys:
         return []
-    places = sorted(others)
-    shown = ", ".join(f"{namespace}/{name}" for namespace, name in places[:3])
-    more = f" and {len(places) - 3} more" if len(places) > 3 else ""
-    keys = sorted({key for keys in others.values() for key in keys})
+    if len(holder_lists) == 1:
+        holders = holder_lists[0]
+        count = inventory.others_holding(holders, own)
+        shown_places = [place for place in holders[:4] if place != own][:3]
+    else:
+        places = sorted({place for holders in holder_lists for place in holders} - {own})
+        count, shown_places = len(places), places[:3]
+    shown = ", ".join(f"{namespace}/{name}" for namespace, name in shown_places)
+    more = f" and {count - 3} more" if count > 3 else ""
     return [
         Finding.of(
             "duplicate-secret",
-            f"value of key {', '.join(keys)} also stored in Secret {shown}{more}",
+            f"value of key {', '.join(sorted(set(keys)))} also stored in Secret {shown}{more}",
         )
     ]
 

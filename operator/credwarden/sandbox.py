@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class Sandbox:
     emulator: ClusterEmulator
     url: str
     state: OperatorState | None = None
+    operator: asyncio.Task[Any] | None = None  # kopf's task: done when kopf stops
 
 
 @contextlib.asynccontextmanager
@@ -74,5 +76,6 @@ async def operator_on(
     settings = fast_settings()
     # a scoped operator discovers its namespaces by watching them
     settings.scanning.disabled = not namespaces
-    async with running(state, login=login, settings=settings, namespaces=namespaces):
+    async with running(state, login=login, settings=settings, namespaces=namespaces) as task:
+        sandbox.operator = task
         yield state

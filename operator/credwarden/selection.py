@@ -74,20 +74,34 @@ def governs(
     secret_type: str | None,
     namespace_labels: Mapping[str, str],
 ) -> bool:
+    return (
+        policy.spec is not None
+        and policy_covers_namespace(policy, namespace, namespace_labels)
+        and governs_kind(policy, kind=kind, secret_type=secret_type)
+        and governs_object(policy, namespace=namespace, name=name, labels=labels)
+    )
+
+
+def governs_kind(policy: PolicyFacts, *, kind: str, secret_type: str | None) -> bool:
+    """The part of `governs` that depends on the credential's kind and type only."""
     spec = policy.spec
     if spec is None:
-        return False
-    if not policy_covers_namespace(policy, namespace, namespace_labels):
         return False
     if kind == "ServiceAccount":
         # unset: a policy narrowed to some Secret types (e.g. TLS only) is not about accounts
         accounts = spec.serviceAccounts
-        if not (accounts if accounts is not None else not spec.secretTypes):
-            return False
-    else:
-        governed_types = spec.secretTypes or CREDENTIAL_TYPES
-        if secret_type not in governed_types:
-            return False
+        return bool(accounts if accounts is not None else not spec.secretTypes)
+    governed_types = spec.secretTypes or CREDENTIAL_TYPES
+    return secret_type in governed_types
+
+
+def governs_object(
+    policy: PolicyFacts, *, namespace: str, name: str, labels: Mapping[str, str]
+) -> bool:
+    """The part of `governs` that depends on the credential itself: selector, exemptions."""
+    spec = policy.spec
+    if spec is None:
+        return False
     if not selector_matches(spec.selector, labels):
         return False
     return not (spec.exemptions and name_matches(spec.exemptions.names, namespace, name))
