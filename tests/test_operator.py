@@ -20,6 +20,7 @@ from credwarden.crdgen import crd_manifests
 from credwarden.demo import with_mode
 from credwarden.emulator import ClusterEmulator, wait_until
 from credwarden.engine import evaluate
+from credwarden.kube import KubeClient
 from credwarden.records import RULES
 from credwarden.sandbox import Sandbox, emulated_cluster, operator_on
 from credwarden.snapshot import inventory_from_objects
@@ -484,3 +485,25 @@ async def test_a_namespace_scoped_operator_governs_only_matching_namespaces() ->
             if r.method.value == "GET" and r.resource and r.resource.plural == "secrets"
         ]
         assert {r.namespace for r in lists} == {"team-a"}
+
+
+async def test_a_write_that_times_out_is_retried() -> None:
+    objects = [
+        secret("app", "team", {"password": "a-long-enough-value"}),
+        cluster_policy("p", {"limits": {"secrets": {}}}),
+    ]
+
+    async def hang(_: Any) -> Any:
+        await asyncio.sleep(3)  # longer than the client's timeout: the client gives up
+        raise kmock.KubernetesError(status=504, reason="Timeout", message="too late")
+
+    async with emulated_cluster(objects) as sandbox:
+        sandbox.emulator.fail(
+            lambda r: r.method.value == "PATCH" and r.resource.plural == "secrets", hang
+        )
+        client = KubeClient(qps=0, backoffs=(0.05, 0.1), timeout=0.5)
+        async with operator_on(sandbox, client=client):
+            await converged(sandbox)
+            assert ours(stored(sandbox.emulator, SECRETS, "team", "app"))[CW + "status"]
+            patches = [r for r in credwarden_writes(sandbox.emulator) if r.method.value == "PATCH"]
+            assert len([p for p in patches if p.resource.plural == "secrets"]) == 2
