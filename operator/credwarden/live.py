@@ -70,22 +70,24 @@ def _pages(api: Any, path: str, kind: str, optional: bool) -> Iterator[list[dict
         if token:
             query.append(("continue", token))
         try:
-            response = api.call_api(
-                path,
+            method, url, headers, _, _ = api.param_serialize(
                 "GET",
+                path,
                 query_params=query,
                 header_params={"Accept": "application/json"},
                 auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=60,
-            )[0]
+            )
+            response = api.call_api(method, url, header_params=headers, _request_timeout=60)
+            data = response.read()
         except ApiException as error:
-            if optional and error.status == 404:
-                return
             raise ClusterError(f"GET {path}: {error.status} {error.reason}") from None
         except (HTTPError, OSError) as error:
             raise ClusterError(f"GET {path}: {type(error).__name__}: {error}") from None
-        body = json.loads(response.data)
+        if response.status == 404 and optional:
+            return  # e.g. credwarden's CRDs are not installed
+        if response.status >= 400:
+            raise ClusterError(f"GET {path}: {response.status} {response.reason}")
+        body = json.loads(data)
         items = body.get("items") or []
         for item in items:
             item.setdefault("kind", kind)  # list items carry no kind
