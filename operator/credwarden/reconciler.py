@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -116,6 +117,7 @@ class Reconciler:
         await self.ready.wait()
         log.info("inventory listed: %d credentials; reconciling", len(self.inventory))
         self.mark(self.inventory.credentials())
+        first_pass = True
         while True:
             self.last_tick = time.monotonic()
             now = self.clock()
@@ -124,6 +126,11 @@ class Reconciler:
                 batch, self._dirty = self._dirty, set()
                 await self._reconcile(batch, now)
                 self._policies_dirty = True
+                if first_pass:
+                    # the inventory and records of the first listing live as long as the
+                    # process and hold no cycles: keep the cyclic GC from re-walking them
+                    first_pass = False
+                    gc.freeze()
                 continue
             if self._policies_dirty:
                 self._policies_dirty = False
