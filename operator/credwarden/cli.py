@@ -247,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--burst", type=int, default=50)
     run.add_argument("--log-format", choices=("json", "console"), default=None)
     run.add_argument(
+        "--no-leader-election",
+        dest="leader_election",
+        action="store_false",
+        help="act without holding the credwarden-leader Lease (one replica only)",
+    )
+    run.add_argument(
         "--no-per-credential-metrics",
         dest="per_credential_metrics",
         action="store_false",

@@ -144,6 +144,15 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     settings.networking.request_timeout = 60
 
 
+async def connection_info(login: Login | None, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Where and how to connect: `login` if given (demo, tests), else kopf's own logins."""
+    if login is not None:
+        info = login(**kwargs)
+        return await info if isinstance(info, Awaitable) else info  # type: ignore[no-any-return]
+    # in a Pod: the ServiceAccount token (re-read on every login: kubelet rotates it)
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 def build_registry(state: OperatorState, *, login: Login | None = None) -> kopf.OperatorRegistry:
     """Handlers in a registry of their own (the demo and tests run several operators)."""
     registry = kopf.OperatorRegistry()
@@ -151,21 +160,14 @@ def build_registry(state: OperatorState, *, login: Login | None = None) -> kopf.
     for group, version, plural, kind in WATCHED:
         _watch(registry, state, group, version, plural, kind)
 
-    async def connection_info(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        if login is not None:
-            info = login(**kwargs)
-            return await info if isinstance(info, Awaitable) else info  # type: ignore[no-any-return]
-        # in a Pod: the ServiceAccount token (re-read on every login: kubelet rotates it)
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-
     @kopf.on.login(registry=registry)
     async def credwarden_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        info = await connection_info(**kwargs)
+        info = await connection_info(login, **kwargs)
         if info is not None:
             await state.client.login(credentials_from(info))
 
             async def relogin() -> Credentials | None:
-                fresh = await connection_info(**kwargs)
+                fresh = await connection_info(login, **kwargs)
                 return credentials_from(fresh) if fresh is not None else None
 
             state.client.relogin = relogin

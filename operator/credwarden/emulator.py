@@ -89,6 +89,7 @@ RESOURCES: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "batch/v1/cronjobs": ("CronJob", True, ("status",)),
     "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, ()),
     "rbac.authorization.k8s.io/v1/clusterrolebindings": ("ClusterRoleBinding", False, ()),
+    "coordination.k8s.io/v1/leases": ("Lease", True, ()),
     "credwarden.io/v1alpha1/credentialpolicies": ("CredentialPolicy", True, ("status",)),
     "credwarden.io/v1alpha1/clustercredentialpolicies": (
         "ClusterCredentialPolicy",

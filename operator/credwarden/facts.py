@@ -9,10 +9,8 @@ shape the Kubernetes schema allows (and worse) without raising.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
-import hmac
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -77,20 +75,6 @@ def _interned(value: Any) -> str:
     this each keeps its own copy of the same few strings. (`str()` first: sys.intern
     refuses str subclasses.)"""
     return _intern(str(value)) if isinstance(value, str) else ""
-
-
-def _str_map(value: Any, *, intern_values: bool = True) -> dict[str, str]:
-    """String entries of a labels/annotations object. Keys repeat across objects and are
-    interned; so are values unless they are likely unique (annotation values)."""
-    if intern_values:
-        return {
-            _intern(str(k)): _intern(str(v)) for k, v in _dict(value).items() if isinstance(v, str)
-        }
-    return {_intern(str(k)): v for k, v in _dict(value).items() if isinstance(v, str)}
-
-
-def _frozen_map(found: dict[str, str]) -> Mapping[str, str]:
-    return found if found else _EMPTY_MAP
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -172,31 +156,64 @@ def _managed_fields(metadata: dict[str, Any]) -> tuple[str | None, datetime | No
 
 
 def meta_of(body: Mapping[str, Any]) -> Meta:
-    metadata = _dict(body.get("metadata"))
-    annotations = _str_map(metadata.get("annotations"), intern_values=False)
-    annotations.pop(LAST_APPLIED, None)
-    owners = tuple(
-        OwnerRef(
-            kind=_interned(ref.get("kind")),
-            name=_str(ref.get("name")),
-            api_version=_interned(ref.get("apiVersion")),
-            controller=ref.get("controller") is True,
+    # The hot path of facts extraction (every Secret, ServiceAccount and Namespace):
+    # the helpers above inlined, one dict built per map, absent fields skipped early.
+    metadata = body.get("metadata")
+    if type(metadata) is not dict:
+        metadata = _dict(metadata)
+    get = metadata.get
+    annotations: Mapping[str, str] = _EMPTY_MAP
+    found = get("annotations")
+    if found and isinstance(found, dict):
+        kept = {
+            _intern(str(k)): v for k, v in found.items() if type(v) is str or isinstance(v, str)
+        }
+        kept.pop(LAST_APPLIED, None)
+        if kept:
+            annotations = kept
+    labels: Mapping[str, str] = _EMPTY_MAP
+    found = get("labels")
+    if found and isinstance(found, dict):
+        kept = {
+            _intern(str(k)): _intern(str(v))
+            for k, v in found.items()
+            if type(v) is str or isinstance(v, str)
+        }
+        if kept:
+            labels = kept
+    found = get("ownerReferences")
+    if found and isinstance(found, list):
+        owners: tuple[OwnerRef, ...] = tuple(
+            OwnerRef(
+                _interned(ref.get("kind")),
+                _str(ref.get("name")),
+                _interned(ref.get("apiVersion")),
+                ref.get("controller") is True,
+            )
+            for ref in map(_dict, found)
         )
-        for ref in map(_dict, _list(metadata.get("ownerReferences")))
-    )
-    owner_manager, data_changed_at = _managed_fields(metadata)
+    else:
+        owners = ()
+    if get("managedFields"):
+        owner_manager, data_changed_at = _managed_fields(metadata)
+    else:
+        owner_manager = data_changed_at = None
+    namespace = get("namespace")
+    name = get("name")
+    uid = get("uid")
+    version = get("resourceVersion")
     return Meta(
-        namespace=_interned(metadata.get("namespace")),
-        name=_str(metadata.get("name")),
-        uid=_str(metadata.get("uid")),
-        resource_version=_str(metadata.get("resourceVersion")),
-        created_at=parse_time(metadata.get("creationTimestamp")),
-        labels=_frozen_map(_str_map(metadata.get("labels"))),
-        annotations=_frozen_map(annotations),
-        owner_references=owners,
-        owner_annotation_manager=owner_manager,
-        data_changed_at=data_changed_at,
-        deleting=bool(metadata.get("deletionTimestamp")),
+        _intern(str(namespace)) if isinstance(namespace, str) else "",
+        name if isinstance(name, str) else "",
+        uid if isinstance(uid, str) else "",
+        version if isinstance(version, str) else "",
+        parse_time(get("creationTimestamp")),
+        labels,
+        annotations,
+        owners,
+        owner_manager,
+        data_changed_at,
+        bool(get("deletionTimestamp")),
     )
 
 
@@ -294,23 +311,78 @@ class WorkloadFacts:
         return (self.kind, self.namespace, self.name)
 
 
+_SHA256_BLOCK = 64
+# hash key -> SHA-256 states with the key's inner and outer HMAC pads already absorbed
+_HMAC_STATES: dict[bytes, tuple[Any, Any]] = {}
+
+
+def _hmac_states(hash_key: bytes) -> tuple[Any, Any]:
+    states = _HMAC_STATES.get(hash_key)
+    if states is None:
+        # RFC 2104: a key longer than the block is hashed first, then zero-padded
+        block = hashlib.sha256(hash_key).digest() if len(hash_key) > _SHA256_BLOCK else hash_key
+        block = block.ljust(_SHA256_BLOCK, b"\0")
+        states = (
+            hashlib.sha256(bytes(byte ^ 0x36 for byte in block)),
+            hashlib.sha256(bytes(byte ^ 0x5C for byte in block)),
+        )
+        if len(_HMAC_STATES) >= 8:  # one key per process in practice; tests use a few
+            _HMAC_STATES.clear()
+        _HMAC_STATES[hash_key] = states
+    return states
+
+
 def value_hash(hash_key: bytes, value: bytes) -> bytes:
     """The keyed hash of a value, truncated to HASH_BYTES raw bytes (a hex string would
-    take twice the room, and there is one per stored value)."""
-    return hmac.digest(hash_key, value, hashlib.sha256)[:HASH_BYTES]
+    take twice the room, and there is one per stored value).
+
+    HMAC-SHA256, byte for byte `hmac.digest(hash_key, value, sha256)`, from SHA-256
+    states that have absorbed the key's pads once per key: `hmac.digest` sets the key up
+    again on every call, which costs about 3x the hashing of a short value."""
+    inner, outer = _hmac_states(hash_key)
+    inner = inner.copy()
+    inner.update(value)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return outer.digest()[:HASH_BYTES]
+
+
+_a2b_base64 = binascii.a2b_base64
 
 
 def _decode(value: Any) -> bytes | None:
+    # base64.b64decode(value, validate=False) without its Python wrapper: a2b_base64
+    # takes an ASCII str itself and raises ValueError for any other
     if not isinstance(value, str):
         return None
     try:
-        return base64.b64decode(value, validate=False)
+        return _a2b_base64(value)
     except (binascii.Error, ValueError):
         return None
 
 
-def _frozen_hashes(found: dict[str, bytes]) -> Mapping[str, bytes]:
-    return found if found else _EMPTY_MAP
+# keyed hash of a tls.crt -> (notAfter, error): the same certificate is often stored in
+# many Secrets (a wildcard certificate, copies per namespace), and parsing it is the
+# dearest part of a TLS Secret. Keyed by the value's keyed hash, so no value is kept.
+_CERTIFICATES: dict[bytes, tuple[datetime | None, str | None]] = {}
+_CERTIFICATE_CACHE_SIZE = 4096
+
+
+def _certificate(data: bytes | None, digest: bytes | None) -> tuple[datetime | None, str | None]:
+    """certificate_not_after as (notAfter, None) or (None, the error's message)."""
+    if digest is not None:
+        cached = _CERTIFICATES.get(digest)
+        if cached is not None:
+            return cached
+    try:
+        found: tuple[datetime | None, str | None] = (certificate_not_after(data), None)
+    except CertificateError as error:
+        found = (None, str(error))
+    if digest is not None:
+        if len(_CERTIFICATES) >= _CERTIFICATE_CACHE_SIZE:
+            _CERTIFICATES.clear()
+        _CERTIFICATES[digest] = found
+    return found
 
 
 def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
@@ -319,36 +391,45 @@ def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
     secret_type = _interned(body.get("type")) or "Opaque"
     hashes: dict[str, bytes] = {}
     raw: dict[str, bytes] = {}
-    for key, encoded in _dict(body.get("data")).items():
-        decoded = _decode(encoded)
-        if decoded is not None:
-            raw[_intern(str(key))] = decoded
-    for key, text in _dict(body.get("stringData")).items():
-        if isinstance(text, str):
-            raw[_intern(str(key))] = text.encode()
+    data = body.get("data")
+    if data and isinstance(data, dict):
+        for key, encoded in data.items():
+            decoded = _decode(encoded)
+            if decoded is not None:
+                raw[_intern(str(key))] = decoded
+    string_data = body.get("stringData")
+    if string_data and isinstance(string_data, dict):
+        for key, text in string_data.items():
+            if isinstance(text, str):
+                raw[_intern(str(key))] = text.encode()
+    inner, outer = _hmac_states(hash_key)
     for key, value in raw.items():
         if key not in NOT_COMPARED_KEYS and len(value) >= MIN_COMPARED_BYTES:
-            hashes[key] = value_hash(hash_key, value)
+            # value_hash, inlined
+            state = inner.copy()
+            state.update(value)
+            final = outer.copy()
+            final.update(state.digest())
+            hashes[key] = final.digest()[:HASH_BYTES]
     not_after: datetime | None = None
     cert_error: str | None = None
     if secret_type == TLS_TYPE:
-        try:
-            not_after = certificate_not_after(raw.get("tls.crt"))
-        except CertificateError as error:
-            cert_error = str(error)
-    data_keys = tuple(sorted(raw))
+        not_after, cert_error = _certificate(raw.get("tls.crt"), hashes.get("tls.crt"))
+    data_keys = tuple(sorted(raw)) if len(raw) > 1 else tuple(raw)
     raw.clear()  # the values go now; only their hashes and the certificate's date stay
+    annotations = meta.annotations
+    labels = meta.labels
     return SecretFacts(
-        meta=meta,
-        type=secret_type,
-        value_hashes=_frozen_hashes(hashes),
-        cert_not_after=not_after,
-        cert_error=cert_error,
-        service_account=meta.annotations.get(SA_NAME_ANNOTATION) or None,
-        service_account_uid=meta.annotations.get(SA_UID_ANNOTATION) or None,
-        legacy_last_used=parse_date(meta.labels.get(LEGACY_LAST_USED)),
-        legacy_invalid_since=parse_date(meta.labels.get(LEGACY_INVALID_SINCE)),
-        data_keys=data_keys,
+        meta,
+        secret_type,
+        hashes if hashes else _EMPTY_MAP,
+        not_after,
+        cert_error,
+        annotations.get(SA_NAME_ANNOTATION) or None if annotations else None,
+        annotations.get(SA_UID_ANNOTATION) or None if annotations else None,
+        parse_date(labels.get(LEGACY_LAST_USED)) if labels else None,
+        parse_date(labels.get(LEGACY_INVALID_SINCE)) if labels else None,
+        data_keys,
     )
 
 

@@ -15,6 +15,7 @@ from credwarden import logs
 from credwarden.controller import OperatorState
 from credwarden.health import Health, Heartbeat
 from credwarden.kube import KubeClient
+from credwarden.leader import LeaderElection
 from credwarden.metrics import MetricsServer, serve_metrics
 from credwarden.runner import running
 
@@ -62,8 +63,12 @@ async def operate(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     tasks: list[asyncio.Task[None]] = []
+    # two replicas: one acts (a Lease in its namespace); a standby waits here, alive
+    election = (
+        LeaderElection(client, namespace, instance) if namespace and args.leader_election else None
+    )
     try:
-        async with running(state, namespaces=args.namespace) as operator:
+        async with running(state, namespaces=args.namespace, election=election) as operator:
             if heartbeat is not None:
                 tasks.append(asyncio.create_task(heartbeat.run(client)))
             stopping = asyncio.create_task(stop.wait())
@@ -78,6 +83,8 @@ async def operate(args: argparse.Namespace) -> int:
             if error is not None:
                 log.error("kopf stopped unexpectedly: %s", error)
                 return 1
+            if election is not None and not election.leading and not stop.is_set():
+                return 1  # leadership lost: exit so the Pod restarts as a standby
     finally:
         for task in tasks:
             task.cancel()

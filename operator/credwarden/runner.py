@@ -14,7 +14,15 @@ from typing import Any
 
 import kopf
 
-from credwarden.controller import Login, OperatorState, build_registry, configure_settings
+from credwarden.controller import (
+    Login,
+    OperatorState,
+    build_registry,
+    configure_settings,
+    connection_info,
+)
+from credwarden.kube import credentials_from
+from credwarden.leader import LeaderElection, LeadershipLost
 
 log = logging.getLogger("credwarden.runner")
 
@@ -27,13 +35,24 @@ async def running(
     namespaces: Sequence[str] = (),
     settings: kopf.OperatorSettings | None = None,
     liveness_endpoint: str | None = None,
+    election: LeaderElection | None = None,
 ) -> AsyncIterator[asyncio.Task[Any]]:
-    """Run the operator until the block exits; yields the kopf task (to watch for crashes)."""
+    """Run the operator until the block exits; yields the kopf task (to watch for crashes).
+
+    With `election`, nothing starts until this replica leads, and everything stops the
+    moment it no longer does (the kopf task then ends with LeadershipLost).
+    """
     registry = build_registry(state, login=login)
     if settings is None:
         settings = kopf.OperatorSettings()
     configure_settings(settings)
     stop_flag = asyncio.Event()
+    holding: asyncio.Task[None] | None = None
+    if election is not None:
+        info = await connection_info(login, settings=settings, logger=log)
+        if info is not None:
+            await state.client.login(credentials_from(info))
+        await election.acquire()
     # the reconciler starts before kopf, so kopf does not count it among its own tasks
     reconciler = asyncio.create_task(state.reconciler.run(), name="credwarden-reconciler")
     operator = asyncio.create_task(
@@ -49,15 +68,29 @@ async def running(
         ),
         name="credwarden-kopf",
     )
+    if election is not None:
+        holding = asyncio.create_task(election.hold(), name="credwarden-leadership")
+
+        def lost(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and isinstance(task.exception(), LeadershipLost):
+                log.error("leadership lost: %s; stopping", task.exception())
+                reconciler.cancel()  # stop acting at once, before kopf winds down
+                stop_flag.set()
+
+        holding.add_done_callback(lost)
     try:
         yield operator
     finally:
         stop_flag.set()
         reconciler.cancel()
+        if holding is not None:
+            holding.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reconciler
         try:
             await asyncio.wait_for(operator, timeout=15)
         except (TimeoutError, asyncio.CancelledError):
             operator.cancel()
+        if election is not None:
+            await election.release()
         await state.client.close()

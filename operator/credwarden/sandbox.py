@@ -62,6 +62,7 @@ async def operator_on(
     *,
     client: KubeClient | None = None,
     namespaces: Sequence[str] = (),
+    election: Any = None,
     **state_options: Any,
 ) -> AsyncIterator[OperatorState]:
     """The real operator, logged in to the sandbox, until the block exits."""
@@ -76,6 +77,8 @@ async def operator_on(
     settings = fast_settings()
     # a scoped operator discovers its namespaces by watching them
     settings.scanning.disabled = not namespaces
-    async with running(state, login=login, settings=settings, namespaces=namespaces) as task:
+    async with running(
+        state, login=login, settings=settings, namespaces=namespaces, election=election
+    ) as task:
         sandbox.operator = task
         yield state

@@ -1,0 +1,110 @@
+"""Behaviour check for engine optimisations: SHA-256 over everything `evaluate` produces.
+
+    .venv/bin/python bench/equivalence.py                      # this tree
+    .venv/bin/python bench/equivalence.py --src /tmp/head/operator   # a reference copy
+
+For each seeded synthetic cluster (10k and 30k credentials by default) it extracts the
+facts, upserts them, runs `engine.evaluate` and prints one SHA-256 each over the records,
+the plan, the policy errors and the facts. Values are serialised field by field (slots,
+recursively), not through `repr` or `to_json`, so every field counts, including ones
+`to_json` leaves out (uid, next_review_at, resource versions). Run it on the reference
+tree and on this one: the lines must match. The facts line leaves out the keyed value
+hashes themselves (their bytes depend on the hash function) but keeps which Secrets share
+a value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def canon(value: Any) -> Any:
+    """A JSON-like, type-tagged rendering of any record (slots classes, tuples, maps)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (datetime, date)):
+        return ["dt", value.isoformat()]
+    if isinstance(value, bytes):
+        return ["bytes", value.hex()]
+    if isinstance(value, (list, tuple)):
+        return [canon(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((canon(item) for item in value), key=repr)
+    if hasattr(value, "items"):
+        return {str(k): canon(v) for k, v in value.items()}
+    slots: list[str] = []
+    for klass in type(value).__mro__:
+        for slot in getattr(klass, "__slots__", ()):
+            if not slot.startswith("__") and slot not in slots:
+                slots.append(slot)
+    if not slots and hasattr(value, "__dict__"):
+        slots = sorted(vars(value))
+    if hasattr(value, "model_dump"):
+        return [type(value).__name__, canon(value.model_dump())]
+    return [type(value).__name__, {slot: canon(getattr(value, slot)) for slot in slots}]
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(repr(canon(value)).encode()).hexdigest()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--src", default=str(BENCH_DIR.parent / "operator"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000])
+    args = parser.parse_args()
+    sys.path.insert(0, str(BENCH_DIR))
+    sys.path.insert(0, args.src)
+    import credwarden
+
+    assert Path(credwarden.__file__).resolve().is_relative_to(Path(args.src).resolve())
+    from credwarden.engine import evaluate
+    from engine_bench import build, extract
+    from synthetic import NOW, generate
+
+    for size in args.sizes:
+        snapshot = generate(size)
+        facts = extract(snapshot)
+        inventory = build(facts)
+        evaluation = evaluate(inventory, NOW)
+        # which Secrets share a value, without the hash bytes themselves
+        groups: dict[bytes, list[tuple[str, str, str]]] = {}
+        for secret in facts.secrets:
+            for key, value in secret.value_hashes.items():
+                groups.setdefault(value, []).append((*secret.key, key))
+        sharing = sorted(sorted(group) for group in groups.values())
+        plain_secrets = [
+            [
+                canon(secret.meta),
+                secret.type,
+                canon(secret.cert_not_after),
+                secret.cert_error,
+                secret.service_account,
+                secret.service_account_uid,
+                canon(secret.legacy_last_used),
+                canon(secret.legacy_invalid_since),
+                list(secret.data_keys),
+                sorted(secret.value_hashes),
+            ]
+            for secret in facts.secrets
+        ]
+        other_facts = [facts.namespaces, facts.service_accounts, facts.bindings, facts.workloads]
+        print(f"{size} records       {digest(evaluation.records)} ({len(evaluation.records)})")
+        print(f"{size} plan          {digest(evaluation.plan)} ({len(evaluation.plan)})")
+        print(f"{size} policy_errors {digest(evaluation.policy_errors)}")
+        print(f"{size} describe      {digest([a.describe() for a in evaluation.plan])}")
+        print(f"{size} to_json       {digest([r.to_json() for r in evaluation.records])}")
+        print(f"{size} facts         {digest([plain_secrets, sharing, other_facts])}")
+        hashes = [sorted(secret.value_hashes.items()) for secret in facts.secrets]
+        print(f"{size} value_hashes  {digest(hashes)}")
+
+
+if __name__ == "__main__":
+    main()
