@@ -120,3 +120,79 @@ async def test_a_rotation_finishes_even_when_its_policy_is_deleted_meanwhile() -
         assert db["metadata"]["annotations"][CW + "rotations"] == "1"
         previous = stored(sandbox, "team", "db-previous")
         assert base64.b64decode(previous["data"]["password"]).decode() == OLD
+
+
+def _junk(rng: Any, depth: int = 0) -> Any:
+    """Values of every JSON shape, biased towards the spec's own field names."""
+    fields = [
+        "mode",
+        "limits",
+        "secrets",
+        "maxAge",
+        "warnBefore",
+        "action",
+        "identity",
+        "personNamePatterns",
+        "selector",
+        "matchLabels",
+        "rotation",
+        "keys",
+        "enforcement",
+        "budget",
+        "namespaceSelector",
+        "secretTypes",
+        "exemptions",
+        "names",
+    ]
+    kind = rng.randrange(7 if depth < 3 else 5)
+    if kind == 0:
+        return rng.choice([None, True, False])
+    if kind == 1:
+        return rng.choice([0, -1, 7, 10**12])
+    if kind == 2:
+        return rng.choice(["", "90d", "9x", "Enforce", "Rotate", "(", "a" * 300, "ü"])
+    if kind == 3:
+        return rng.choice([1.5, "Audit", "15m"])
+    if kind == 4:
+        return []
+    if kind == 5:
+        return [_junk(rng, depth + 1) for _ in range(rng.randrange(3))]
+    return {rng.choice(fields): _junk(rng, depth + 1) for _ in range(rng.randrange(1, 4))}
+
+
+async def test_random_policy_specs_become_conditions_never_a_crash() -> None:
+    import random
+
+    rng = random.Random(20261122)
+    policies = [
+        {
+            "apiVersion": "credwarden.io/v1alpha1",
+            "kind": "ClusterCredentialPolicy",
+            "metadata": {"name": f"junk-{i}"},
+            "spec": _junk(rng) if i % 5 else {"limits": _junk(rng)},
+        }
+        for i in range(40)
+    ]
+    valid = {
+        "apiVersion": "credwarden.io/v1alpha1",
+        "kind": "ClusterCredentialPolicy",
+        "metadata": {"name": "valid"},
+        "spec": {"limits": {"secrets": {}}},
+    }
+    objects = [secret("app", "team", "value-team-app-xyz"), valid, *policies]
+    async with emulated_cluster(objects) as sandbox, operator_on(sandbox) as state:
+        await converged(sandbox)
+        for policy in [valid, *policies]:
+            body = sandbox.emulator.objects[
+                "credwarden.io/v1alpha1/clustercredentialpolicies", None, policy["metadata"]["name"]
+            ].raw
+            (ready, *_) = body["status"]["conditions"]
+            assert ready["type"] == "Ready" and ready["status"] in ("True", "False")
+            if ready["status"] == "False":
+                assert ready["reason"] == "InvalidSpec" and "\n" not in ready["message"]
+        assert (
+            "valid" in annotations(sandbox, "team", "app")[CW + "policy"]
+            or annotations(sandbox, "team", "app")[CW + "status"]
+        )
+        assert sandbox.operator is not None and not sandbox.operator.done()
+        assert state.reconciler.ready.is_set()
