@@ -73,9 +73,7 @@ AUDIT_PERMISSIONS: dict[Grant, frozenset[str]] = {
     (NAMESPACE, "", "secrets", ""): frozenset({"create"}),
     # leader election: the Lease credwarden-leader in credwarden's own namespace
     (NAMESPACE, "coordination.k8s.io", "leases", ""): frozenset({"create"}),
-    (NAMESPACE, "coordination.k8s.io", "leases", "credwarden-leader"): frozenset(
-        {"get", "patch"}
-    ),
+    (NAMESPACE, "coordination.k8s.io", "leases", "credwarden-leader"): frozenset({"get", "patch"}),
 }
 # What Enforce mode adds (operator/credwarden/enforcer.py).
 ENFORCE_EXTRA: dict[Grant, frozenset[str]] = {

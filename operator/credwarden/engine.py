@@ -54,7 +54,7 @@ from credwarden.records import (
     Rotate,
     rfc3339,
 )
-from credwarden.rules import RULE_CHAIN, Deadline, RuleContext
+from credwarden.rules import ACCOUNT_RULES, SECRET_RULES, Deadline, RuleContext
 from credwarden.selection import (
     governs_kind,
     governs_object,
@@ -93,11 +93,37 @@ def governing_policies(
     secret_type: str | None,
 ) -> list[PolicyFacts]:
     """Valid policies that govern this credential, in precedence order."""
-    return [
-        policy
-        for policy in _candidate_policies(inventory, kind, namespace, secret_type)
-        if governs_object(policy, namespace=namespace, name=name, labels=labels)
-    ]
+    found: list[PolicyFacts] = []
+    for policy in _candidate_policies(inventory, kind, namespace, secret_type):
+        spec = policy.spec
+        # governs_object, inlined for the common policy without selector or exemptions
+        if (spec is not None and spec.selector is None and not spec.exemptions) or (
+            governs_object(policy, namespace=namespace, name=name, labels=labels)
+        ):
+            found.append(policy)
+    return found
+
+
+class _PolicySet:
+    """What the engine derives from a list of governing policies alone, once per distinct
+    list (see `_policy_set`) instead of once per credential."""
+
+    __slots__ = ("annotation_keys", "first", "first_mode", "label_keys", "names", "required_by")
+
+    def __init__(self, policies: Sequence[PolicyFacts]) -> None:
+        self.annotation_keys, self.label_keys, self.required_by = _ownership(policies)
+        self.names = tuple(policy.display_name for policy in policies)
+        first = policies[0] if policies else None
+        self.first = first
+        self.first_mode = first.spec.mode if first is not None and first.spec else None
+
+
+def _policy_set(inventory: Inventory, policies: Sequence[PolicyFacts]) -> _PolicySet:
+    memo_key = tuple(map(id, policies))
+    found: _PolicySet | None = inventory.policy_derived.get(memo_key)
+    if found is None:
+        found = inventory.policy_derived[memo_key] = _PolicySet(policies)
+    return found
 
 
 def _candidate_policies(
@@ -154,10 +180,13 @@ def _pick(candidates: list[_Candidate]) -> Deadline | None:
     The warning starts by the widest window any governing policy asks for."""
     if not candidates:
         return None
-    expires_at, _, policy, action, why = min(
-        candidates, key=lambda c: (c[0], precedence_key(c[2], ACTION_STRENGTH[c[3]]))
-    )
-    widest = max(candidate[1] for candidate in candidates)
+    if len(candidates) == 1:  # the common case: no tie to break
+        expires_at, widest, policy, action, why = candidates[0]
+    else:
+        expires_at, _, policy, action, why = min(
+            candidates, key=lambda c: (c[0], precedence_key(c[2], ACTION_STRENGTH[c[3]]))
+        )
+        widest = max(candidate[1] for candidate in candidates)
     return Deadline(
         expires_at,
         subtract(expires_at, widest),
@@ -273,6 +302,8 @@ def _reported_elsewhere(inventory: Inventory, workload: WorkloadFacts) -> bool:
 def _consumers(inventory: Inventory, key: CredentialKey) -> tuple[Consumer, ...]:
     found: set[Consumer] = set()
     if key.kind == "Secret":
+        if (key.namespace, key.name) not in inventory._consumers:
+            return ()  # read by no workload (most Secrets)
         for workload in inventory.consumers_of(key.namespace, key.name):
             if _reported_elsewhere(inventory, workload):
                 continue
@@ -336,13 +367,14 @@ def evaluate_credential(
         record_type = "ServiceAccount"
 
     exempt_reason = exemption(inventory, meta, secret)
-    annotation_keys, label_keys, required_by = _ownership(policies)
+    policy_set = _policy_set(inventory, policies)
+    required_by = policy_set.required_by
     owner, owner_source = infer_owner(
         meta,
         inventory,
         service_account=secret.service_account if secret else None,
-        annotation_keys=annotation_keys,
-        label_keys=label_keys,
+        annotation_keys=policy_set.annotation_keys,
+        label_keys=policy_set.label_keys,
     )
     rotated = last_rotated(secret) if secret else meta.created_at
     deadline = secret_deadline(secret, policies, rotated) if secret else None
@@ -380,7 +412,7 @@ def evaluate_credential(
     )
     findings: list[Finding] = []
     if policies and exempt_reason is None:
-        for rule in RULE_CHAIN:
+        for rule in SECRET_RULES if secret is not None else ACCOUNT_RULES:
             findings.extend(rule(context))
 
     if exempt_reason is not None:
@@ -392,11 +424,18 @@ def evaluate_credential(
     expires_at = deadline.expires_at if deadline else None
     if token_deadlines:
         expires_at = min(d.expires_at for _, d in token_deadlines)
-    deciding = deadline.policy if deadline else (policies[0] if policies else None)
     if exempt_reason is not None:
         # an exempt credential has no deadline and no deciding policy to show
-        expires_at, deciding = None, None
-    review = [m for m in context.milestones] if status not in (EXEMPT, UNGOVERNED) else []
+        expires_at = policy_name = mode = None
+    elif deadline:
+        deciding = deadline.policy
+        policy_name = deciding.display_name
+        mode = deciding.spec.mode if deciding.spec else None
+    elif policy_set.first is not None:
+        policy_name, mode = policy_set.first.display_name, policy_set.first_mode
+    else:
+        policy_name = mode = None
+    review = list(context.milestones) if status not in (EXEMPT, UNGOVERNED) else []
     cleanup_at = parse_time(meta.annotations.get(DELETE_AFTER)) if secret else None
     if cleanup_at is not None and PREVIOUS_OF in meta.annotations and cleanup_at > now:
         review.append(cleanup_at)  # credwarden's own previous-values Secret
@@ -410,9 +449,9 @@ def evaluate_credential(
         last_rotated_at=rotated if secret else None,
         expires_at=expires_at,
         status=status,
-        policy=deciding.display_name if deciding else None,
-        mode=deciding.spec.mode if deciding and deciding.spec else None,
-        policies=tuple(policy.display_name for policy in policies),
+        policy=policy_name,
+        mode=mode,
+        policies=policy_set.names,
         consumers=consumers,
         findings=tuple(findings),
         next_review_at=min(review) if review else None,
@@ -458,9 +497,13 @@ def plan_for(
         actions.append(Annotate(record.key, record.uid, to_set, to_remove))
 
     # events: transitions from what credwarden last recorded on the object
-    previous_rules = set(filter(None, current.get(FINDINGS_ANNOTATION, "").split(",")))
-    previous_status = current.get(STATUS_ANNOTATION)
     if record.status not in (EXEMPT, UNGOVERNED):
+        previous_rules = (
+            set(filter(None, current.get(FINDINGS_ANNOTATION, "").split(",")))
+            if record.findings
+            else set()
+        )
+        previous_status = current.get(STATUS_ANNOTATION)
         for finding in record.findings:
             if finding.rule not in previous_rules:
                 actions.append(

@@ -313,10 +313,10 @@ class WorkloadFacts:
 
 _SHA256_BLOCK = 64
 # hash key -> SHA-256 states with the key's inner and outer HMAC pads already absorbed
-_HMAC_STATES: dict[bytes, tuple[Any, Any]] = {}
+_HMAC_STATES: dict[bytes, tuple[hashlib._Hash, hashlib._Hash]] = {}
 
 
-def _hmac_states(hash_key: bytes) -> tuple[Any, Any]:
+def _hmac_states(hash_key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     states = _HMAC_STATES.get(hash_key)
     if states is None:
         # RFC 2104: a key longer than the block is hashed first, then zero-padded

@@ -132,6 +132,10 @@ class Inventory:
         self.policies: dict[tuple[str, str, str], PolicyFacts] = {}
         # Filled by the engine, emptied whenever a policy or a namespace changes.
         self.policy_memo: PolicyMemo = {}
+        # What the engine derives from a list of governing policies alone (owner keys,
+        # ...), keyed by their identities: emptied with policy_memo, so an id stays the
+        # id of a live policy for as long as an entry names it.
+        self.policy_derived: dict[tuple[int, ...], Any] = {}
         # reverse indexes (single member or set: see _add_member)
         # (namespace, secret) -> workload keys that read it
         self._consumers: _Index = {}
@@ -376,11 +380,13 @@ class Inventory:
     def upsert_namespace(self, facts: NamespaceFacts) -> set[CredentialKey]:
         self.namespaces[facts.name] = facts
         self.policy_memo.clear()  # a ClusterCredentialPolicy selects namespaces by label
+        self.policy_derived.clear()
         return self.in_namespace(facts.name)
 
     def remove_namespace(self, name: str) -> set[CredentialKey]:
         self.namespaces.pop(name, None)
         self.policy_memo.clear()
+        self.policy_derived.clear()
         return self.in_namespace(name)
 
     def upsert_binding(self, facts: BindingFacts) -> set[CredentialKey]:
@@ -439,7 +445,9 @@ class Inventory:
     def upsert_policy(self, facts: PolicyFacts) -> None:
         self.policies[facts.key] = facts
         self.policy_memo.clear()
+        self.policy_derived.clear()
 
     def remove_policy(self, kind: str, namespace: str, name: str) -> None:
         self.policies.pop((kind, namespace, name), None)
         self.policy_memo.clear()
+        self.policy_derived.clear()

@@ -331,3 +331,17 @@ RULE_CHAIN: tuple[Rule, ...] = (
     rule_secret_in_env,
     rule_enforcement_blocked,
 )
+# The rules that can find anything for each kind of credential, in chain order: the
+# others return no finding (and record no milestone) at once for that kind, so the
+# engine skips calling them.
+_ACCOUNT_ONLY = (rule_human_identity, rule_cluster_admin, rule_system_namespace)
+_SECRET_ONLY = (
+    rule_unused_token,
+    rule_secret_age,
+    rule_certificate,
+    rule_duplicate,
+    rule_secret_in_env,
+    rule_enforcement_blocked,  # an account has no enforcement decision
+)
+SECRET_RULES: tuple[Rule, ...] = tuple(rule for rule in RULE_CHAIN if rule not in _ACCOUNT_ONLY)
+ACCOUNT_RULES: tuple[Rule, ...] = tuple(rule for rule in RULE_CHAIN if rule not in _SECRET_ONLY)
