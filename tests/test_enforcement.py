@@ -534,3 +534,23 @@ async def test_an_interrupted_recreation_is_finished_after_a_restart() -> None:
             await wait_until(lambda: "Recreated" in reasons(sandbox, "ci"), 15)
             await converged(sandbox)
         _check_recreated(sandbox, old_uid)
+
+
+async def test_the_action_budget_outlives_a_restart() -> None:
+    budget = {**REVOKE, "enforcement": {"budget": {"revocationsPerHour": 2}}}
+    objects = [token(f"t{i}") for i in range(5)] + [policy("tokens", budget)]
+    async with emulated_cluster(objects) as sandbox:
+        deletes = lambda: [r for r in writes(sandbox) if r.method.value == "DELETE"]  # noqa: E731
+        async with operator_on(sandbox):
+            await wait_until(lambda: len(deletes()) == 2, 20)
+            await converged(sandbox)
+        status = stored(
+            sandbox, "credwarden.io/v1alpha1/clustercredentialpolicies", None, "tokens"
+        )["status"]
+        assert len(status["recentActions"]["revocations"]) == 2
+        # a crash-looping operator must not get a fresh budget on every start
+        async with operator_on(sandbox):
+            await converged(sandbox)
+            await asyncio.sleep(1)
+        assert len(deletes()) == 2
+        assert "ActionBudgetExhausted" in reasons(sandbox, "tokens")

@@ -49,7 +49,7 @@ from credwarden.enforcement import (
     recreate_record_name,
 )
 from credwarden.engine import EXEMPT_ANNOTATION, LAST_ROTATED_ANNOTATION, MANAGED_ANNOTATIONS
-from credwarden.facts import PolicyFacts
+from credwarden.facts import PolicyFacts, parse_time
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.kube import ApiError, Conflict, KubeClient, NotFound, path_of
 from credwarden.records import (
@@ -93,6 +93,7 @@ class Enforcer:
         clock: Callable[[], datetime],
         instance: str = "",
         events_namespace: str = "default",
+        status_seen: dict[tuple[str, str, str], dict[str, Any]] | None = None,
     ) -> None:
         self.inventory = inventory
         self.client = client
@@ -100,8 +101,10 @@ class Enforcer:
         self.instance = instance
         self.events_namespace = events_namespace
         self.listeners: list[ActionListener] = []
-        # (policy, "revocations"|"rotations") -> when each action was taken, last hour
+        # (policy, "revocations"|"rotations") -> when each action was taken, last hour;
+        # also kept in the policy's status.recentActions, read back after a restart
         self._spent: dict[tuple[str, str], deque[datetime]] = {}
+        self.status_seen = status_seen if status_seen is not None else {}
         # policy -> until when its budget is exhausted (a condition on its status)
         self.exhausted: dict[str, tuple[datetime, str]] = {}
 
@@ -111,21 +114,51 @@ class Enforcer:
             (p for p in self.inventory.policies.values() if p.display_name == display_name), None
         )
 
-    def _within_budget(self, policy_name: str, kind: str) -> bool:
+    def _spent_on(self, policy: PolicyFacts, kind: str) -> deque[datetime]:
+        """This hour's actions of a kind; after a restart, as the policy's status says."""
+        key = (policy.display_name, kind)
+        if key not in self._spent:
+            recorded = (self.status_seen.get(policy.key) or {}).get("recentActions") or {}
+            times = [parse_time(t) for t in recorded.get(kind) or [] if isinstance(t, str)]
+            self._spent[key] = deque(sorted(t for t in times if t is not None))
+        spent = self._spent[key]
+        # a clock jumping backwards must not refill the budget: drop only what is
+        # older than an hour from now, and count what claims to be in the future
+        now = self.clock()
+        while spent and now - spent[0] > BUDGET_WINDOW:
+            spent.popleft()
+        return spent
+
+    def recent_actions(self, policy: PolicyFacts) -> dict[str, list[str]]:
+        """status.recentActions for a policy (empty kinds left out)."""
+        recent = {
+            kind: [rfc3339(t) or "" for t in self._spent_on(policy, kind)]
+            for kind in ("revocations", "rotations")
+        }
+        return {kind: times for kind, times in recent.items() if times}
+
+    async def _within_budget(self, policy_name: str, kind: str) -> bool:
         policy = self._policy(policy_name)
         if policy is None or policy.spec is None:
             return False
         budget = policy.spec.enforcement.budget
         limit = budget.revocationsPerHour if kind == "revocations" else budget.rotationsPerHour
-        now = self.clock()
-        spent = self._spent.setdefault((policy_name, kind), deque())
-        # a clock jumping backwards must not refill the budget: drop only what is
-        # older than an hour from now, and count what claims to be in the future
-        while spent and now - spent[0] > BUDGET_WINDOW:
-            spent.popleft()
+        spent = self._spent_on(policy, kind)
         if len(spent) >= limit:
             return False
-        spent.append(now)
+        spent.append(self.clock())
+        # recorded before acting: a crash after the action still counts it
+        recent = self.recent_actions(policy)
+        try:
+            await self.client.merge_patch(
+                path_of(policy.kind, policy.namespace, policy.name, "status"),
+                {"status": {"recentActions": {kind: recent.get(kind, [])}}},
+            )
+        except ApiError as error:
+            spent.pop()
+            log.warning("action budget of %s not recorded, not acting: %s", policy_name, error)
+            return False
+        self.status_seen.setdefault(policy.key, {})["recentActions"] = recent
         return True
 
     async def _budget_exhausted(self, policy_name: str, kind: str, target: CredentialKey) -> None:
@@ -227,7 +260,7 @@ class Enforcer:
     async def _revoke(self, record: LifecycleRecord, action: Revoke) -> bool:
         if not action.enforced:
             return True
-        if not self._within_budget(action.policy, "revocations"):
+        if not await self._within_budget(action.policy, "revocations"):
             await self._budget_exhausted(action.policy, "revocations", record.key)
             return False
         key = record.key
@@ -388,7 +421,7 @@ class Enforcer:
     async def _rotate(self, record: LifecycleRecord, action: Rotate) -> bool:
         if not action.enforced:
             return True
-        if not action.resume and not self._within_budget(action.policy, "rotations"):
+        if not action.resume and not await self._within_budget(action.policy, "rotations"):
             await self._budget_exhausted(action.policy, "rotations", record.key)
             return False
         key = record.key
@@ -554,7 +587,7 @@ class Enforcer:
     async def _refresh(self, record: LifecycleRecord, action: Refresh) -> bool:
         if not action.enforced:
             return True
-        if not self._within_budget(action.policy, "rotations"):
+        if not await self._within_budget(action.policy, "rotations"):
             await self._budget_exhausted(action.policy, "rotations", record.key)
             return False
         key = record.key

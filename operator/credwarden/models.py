@@ -339,6 +339,11 @@ class PolicyStatus(BaseModel):
         description="Ready: False with reason InvalidSpec when the spec cannot be used.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
+    recentActions: dict[str, list[Annotated[str, Field(max_length=32)]]] | None = Field(
+        None,
+        description="When this policy's revocations and rotations of the last hour were "
+        "taken (RFC 3339): the action budget outlives a restart of the operator.",
+    )
     kopf: dict[str, Any] | None = Field(
         None,
         description="Handler progress kept by the operator framework.",

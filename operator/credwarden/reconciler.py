@@ -75,14 +75,16 @@ class Reconciler:
         self.clock = clock
         self.instance = instance
         self.records: dict[CredentialKey, LifecycleRecord] = {}
-        self.enforcer = Enforcer(inventory, client, clock=clock, instance=instance)
+        # policy key -> its status as last seen on the cluster (to write only on change)
+        self.policy_status_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.enforcer = Enforcer(
+            inventory, client, clock=clock, instance=instance, status_seen=self.policy_status_seen
+        )
         self.schedule = DeadlineSchedule()
         self.stats = ReconcileStats()
         self.ready = asyncio.Event()
         self.converged = asyncio.Event()
         self.last_tick = time.monotonic()
-        # policy key -> its status as last seen on the cluster (to write only on change)
-        self.policy_status_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.listeners: list[Callable[[LifecycleRecord | None, CredentialKey], None]] = []
         # (seconds, credentials evaluated) after every reconcile pass: the metrics' histogram
         self.pass_listeners: list[Callable[[float, int], None]] = []
@@ -337,7 +339,16 @@ class Reconciler:
                     _condition(seen, "True", "Evaluated", message, policy.generation, now),
                     *self.enforcer.conditions(policy.display_name),
                 ],
+                # the action budget's memory (an empty list clears what aged out)
+                "recentActions": {
+                    kind: self.enforcer.recent_actions(policy).get(kind, [])
+                    for kind in ("revocations", "rotations")
+                }
+                if (seen.get("recentActions") or self.enforcer.recent_actions(policy))
+                else None,
             }
+            if statuses[policy.key]["recentActions"] is None:
+                del statuses[policy.key]["recentActions"]
         return statuses
 
     async def _write_policy_statuses(self, now: datetime) -> None:
