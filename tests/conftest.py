@@ -17,14 +17,10 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from credwarden import snapshot
 from credwarden.engine import evaluate
 from credwarden.facts import (
     PolicyFacts,
-    binding_facts,
-    namespace_facts,
-    secret_facts,
-    service_account_facts,
-    workload_facts,
 )
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.models import API_VERSION
@@ -449,19 +445,7 @@ def baseline_policy(name: str = "baseline", **overrides: Any) -> PolicyFacts:
 # ---- inventory and evaluation ----------------------------------------------------------
 def add_object(inventory: Inventory, body: Obj, hash_key: bytes = HASH_KEY) -> set[CredentialKey]:
     """Upsert any supported object (a dict) into the inventory; returns the affected keys."""
-    kind = body.get("kind")
-    if kind == "Secret":
-        return inventory.upsert_secret(secret_facts(body, hash_key))
-    if kind == "ServiceAccount":
-        return inventory.upsert_service_account(service_account_facts(body))
-    if kind in ("RoleBinding", "ClusterRoleBinding"):
-        return inventory.upsert_binding(binding_facts(body))
-    if kind == "Namespace":
-        return inventory.upsert_namespace(namespace_facts(body))
-    if kind in ("CredentialPolicy", "ClusterCredentialPolicy"):
-        inventory.upsert_policy(policy_from_manifest(body))
-        return set()
-    return inventory.upsert_workload(workload_facts(body))
+    return snapshot.add_object(inventory, body, hash_key)
 
 
 def build_inventory(

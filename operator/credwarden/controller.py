@@ -18,19 +18,13 @@ from typing import Any
 
 import kopf
 
-from credwarden.facts import (
-    WORKLOAD_KINDS,
-    binding_facts,
-    namespace_facts,
-    secret_facts,
-    service_account_facts,
-    workload_facts,
-)
+from credwarden.facts import WORKLOAD_KINDS, PolicyFacts, SecretFacts
 from credwarden.health import Heartbeat
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.kube import Credentials, KubeClient, credentials_from
-from credwarden.policies import POLICY_KINDS, policy_from_manifest
+from credwarden.policies import POLICY_KINDS
 from credwarden.reconciler import Reconciler
+from credwarden.snapshot import facts_of
 
 log = logging.getLogger("credwarden.controller")
 
@@ -71,26 +65,12 @@ class OperatorState:
 
     def observe(self, kind: str, body: Mapping[str, Any]) -> None:
         """An object as listed or watched: reduce it to facts, remember, mark what changed."""
-        inventory = self.inventory
-        affected: set[CredentialKey] = set()
-        if kind == "Secret":
-            facts = secret_facts(body, self.hash_key)
-            if self.heartbeat is not None:
-                self.heartbeat.observe(
-                    facts.meta.namespace, facts.meta.name, facts.meta.annotations
-                )
-            affected = inventory.upsert_secret(facts)
-        elif kind == "ServiceAccount":
-            affected = inventory.upsert_service_account(service_account_facts(body))
-        elif kind == "Namespace":
-            affected = inventory.upsert_namespace(namespace_facts(body))
-        elif kind in ("RoleBinding", "ClusterRoleBinding"):
-            affected = inventory.upsert_binding(binding_facts(body))
-        elif kind in WORKLOAD_KINDS:
-            affected = inventory.upsert_workload(workload_facts(body))
-        elif kind in POLICY_KINDS:
-            policy = policy_from_manifest(body)
-            inventory.upsert_policy(policy)
+        facts = facts_of(body, self.hash_key, kind)
+        if isinstance(facts, SecretFacts) and self.heartbeat is not None:
+            self.heartbeat.observe(facts.meta.namespace, facts.meta.name, facts.meta.annotations)
+        if isinstance(facts, PolicyFacts):
+            policy = facts
+            self.inventory.upsert_policy(policy)
             status = body.get("status")
             self.reconciler.policy_status_seen[policy.key] = (
                 dict(status) if isinstance(status, Mapping) else {}
@@ -98,8 +78,8 @@ class OperatorState:
             if policy.error:
                 log.warning("invalid %s %s: %s", kind, policy.display_name, policy.error)
             self.reconciler.policies_changed()
-            return
-        self.reconciler.mark(affected)
+        elif facts is not None:
+            self.reconciler.mark(self.inventory.upsert(facts))
 
     def forget(self, kind: str, body: Mapping[str, Any]) -> None:
         """An object deleted from the cluster."""

@@ -19,12 +19,12 @@ is completed after a restart from what the object says, never started twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from credwarden.facts import PolicyFacts, SecretFacts
+from credwarden.facts import PolicyFacts, SecretFacts, WorkloadFacts
 from credwarden.inventory import Inventory
 from credwarden.owner import (
     ARGOCD_INSTANCE,
@@ -66,6 +66,12 @@ class Decision:
     blocked: str | None = None
     # for Refresh: the owner asked for a new value (kind, name)
     owner: tuple[str, str] | None = None
+
+
+def restartable(workloads: Iterable[WorkloadFacts]) -> tuple[tuple[str, str], ...]:
+    """(kind, name) of the workloads a rolling restart reaches, sorted. Pods and Jobs
+    cannot be rolled; CronJobs pick a new value up on their next run."""
+    return tuple(sorted({(w.kind, w.name) for w in workloads if w.kind in RESTARTABLE}))
 
 
 def recreate_record_name(uid: str) -> str:

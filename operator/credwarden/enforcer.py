@@ -47,11 +47,12 @@ from credwarden.enforcement import (
     ROTATIONS,
     previous_name,
     recreate_record_name,
+    restartable,
 )
 from credwarden.engine import EXEMPT_ANNOTATION, LAST_ROTATED_ANNOTATION, MANAGED_ANNOTATIONS
 from credwarden.facts import PolicyFacts, parse_time
 from credwarden.inventory import CredentialKey, Inventory
-from credwarden.kube import ApiError, Conflict, KubeClient, NotFound, path_of
+from credwarden.kube import ApiError, Conflict, KubeClient, NotFound, involved_object, path_of
 from credwarden.records import (
     Action,
     DeletePrevious,
@@ -92,14 +93,12 @@ class Enforcer:
         *,
         clock: Callable[[], datetime],
         instance: str = "",
-        events_namespace: str = "default",
         status_seen: dict[tuple[str, str, str], dict[str, Any]] | None = None,
     ) -> None:
         self.inventory = inventory
         self.client = client
         self.clock = clock
         self.instance = instance
-        self.events_namespace = events_namespace
         self.listeners: list[ActionListener] = []
         # (policy, "revocations"|"rotations") -> when each action was taken, last hour;
         # also kept in the policy's status.recentActions, read back after a restart
@@ -194,19 +193,7 @@ class Enforcer:
     async def _credential_event(
         self, record: LifecycleRecord, type_: str, reason: str, message: str
     ) -> None:
-        key = record.key
-        await self._event(
-            {
-                "apiVersion": "v1",
-                "kind": key.kind,
-                "namespace": key.namespace,
-                "name": key.name,
-                "uid": record.uid,
-            },
-            type_,
-            reason,
-            message,
-        )
+        await self._event(involved_object(record.key, record.uid), type_, reason, message)
 
     async def _policy_event(self, policy_name: str, type_: str, reason: str, message: str) -> None:
         policy = self._policy(policy_name)
@@ -390,27 +377,13 @@ class Enforcer:
                 if error.status != 409:
                     raise
         # Pods running as the old account hold tokens bound to its uid: roll them now
-        workloads = tuple(
-            sorted(
-                {
-                    (w.kind, w.name)
-                    for w in self.inventory.workloads_running_as(namespace, account)
-                    if w.kind in ("Deployment", "StatefulSet", "DaemonSet")
-                }
-            )
-        )
+        workloads = restartable(self.inventory.workloads_running_as(namespace, account))
         await self._roll(namespace, workloads, f"serviceaccount/{account}@{action.old_uid[:8]}")
         with contextlib.suppress(NotFound):
             await self.client.delete(record_path)
         restarted = ", ".join(f"{kind}/{name}" for kind, name in workloads)
         await self._event(
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "namespace": namespace,
-                "name": account,
-                "uid": action.old_uid,
-            },
+            involved_object(CredentialKey("ServiceAccount", namespace, account), action.old_uid),
             "Warning",
             "Recreated",
             "recreated with a new uid: every token bound to the old one is now rejected"
@@ -489,15 +462,7 @@ class Enforcer:
             f"Secret {previous_name(key.name)} for {action.grace}",
         )
         # 4. consumers: now, or from restart-pending after a restart of credwarden
-        workloads = tuple(
-            sorted(
-                {
-                    (w.kind, w.name)
-                    for w in self.inventory.consumers_of(key.namespace, key.name)
-                    if w.kind in ("Deployment", "StatefulSet", "DaemonSet")
-                }
-            )
-        )
+        workloads = restartable(self.inventory.consumers_of(key.namespace, key.name))
         return await self._restart(record, RestartConsumers(key, action.rotation_id, workloads))
 
     async def _keep_previous(

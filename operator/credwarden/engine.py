@@ -22,11 +22,11 @@ from credwarden.enforcement import (
     REFRESH_INTERVAL_SECONDS,
     REFRESH_REQUESTED,
     RESTART_PENDING,
-    RESTARTABLE,
     ROTATIONS,
     Decision,
     decide,
     pending_rotation,
+    restartable,
 )
 from credwarden.facts import Meta, PolicyFacts, SecretFacts, WorkloadFacts, parse_time
 from credwarden.inventory import CredentialKey, Inventory
@@ -557,15 +557,7 @@ def _enforcement_plan(
             )
         )
     elif restart := meta.annotations.get(RESTART_PENDING):
-        workloads = tuple(
-            sorted(
-                {
-                    (w.kind, w.name)
-                    for w in inventory.consumers_of(*secret.key)
-                    if w.kind in RESTARTABLE
-                }
-            )
-        )
+        workloads = restartable(inventory.consumers_of(*secret.key))
         actions.append(RestartConsumers(key, restart, workloads))
     elif (
         decision is not None

@@ -267,14 +267,37 @@ class Inventory:
                 self._store_secret(facts)
             elif isinstance(facts, ServiceAccountFacts):
                 self._store_service_account(facts)
-            elif isinstance(facts, NamespaceFacts):
-                self.upsert_namespace(facts)
-            elif isinstance(facts, BindingFacts):
-                self.upsert_binding(facts)
-            elif isinstance(facts, WorkloadFacts):
-                self.upsert_workload(facts)
             else:
-                self.upsert_policy(facts)
+                self.upsert(facts)
+
+    def upsert(
+        self,
+        facts: SecretFacts
+        | ServiceAccountFacts
+        | NamespaceFacts
+        | BindingFacts
+        | WorkloadFacts
+        | PolicyFacts,
+    ) -> set[CredentialKey]:
+        """Add or replace any object's facts; the credentials whose evaluation may change
+        (a policy change affects all of them: the caller re-evaluates everything)."""
+        if isinstance(facts, SecretFacts):
+            return self.upsert_secret(facts)
+        if isinstance(facts, ServiceAccountFacts):
+            return self.upsert_service_account(facts)
+        if isinstance(facts, NamespaceFacts):
+            return self.upsert_namespace(facts)
+        if isinstance(facts, BindingFacts):
+            return self.upsert_binding(facts)
+        if isinstance(facts, WorkloadFacts):
+            return self.upsert_workload(facts)
+        self.upsert_policy(facts)
+        return set()
+
+    def facts_of(self, key: CredentialKey) -> SecretFacts | ServiceAccountFacts | None:
+        """The facts of a credential, if it is still in the inventory."""
+        where = self.secrets if key.kind == "Secret" else self.service_accounts
+        return where.get((key.namespace, key.name))
 
     def _store_secret(self, facts: SecretFacts) -> SecretFacts | None:
         """Store (or replace) a Secret and index it; the facts it replaced, if any."""

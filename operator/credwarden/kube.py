@@ -273,6 +273,20 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+def involved_object(key: Any, uid: str, resource_version: str | None = None) -> dict[str, str]:
+    """An Event's involvedObject for a Secret or ServiceAccount (a CredentialKey)."""
+    involved = {
+        "apiVersion": "v1",
+        "kind": key.kind,
+        "namespace": key.namespace,
+        "name": key.name,
+        "uid": uid,
+    }
+    if resource_version is not None:
+        involved["resourceVersion"] = resource_version
+    return involved
+
+
 def path_of(kind: str, namespace: str, name: str, subresource: str = "") -> str:
     """The API path of an object credwarden writes to."""
     plural, prefix = RESOURCE_PATHS[kind]

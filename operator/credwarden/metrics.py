@@ -34,6 +34,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -309,30 +310,32 @@ def identity(record: LifecycleRecord) -> str:
 
 
 # The renderers are credential_samples() unrolled for speed; a test checks they agree.
-def _render_expiration(
-    records: Sequence[LifecycleRecord], idents: Sequence[str], out: list[str]
-) -> None:
-    prefix = "credwarden_credential_expiration_timestamp_seconds{"
-    for record, ident in zip(records, idents, strict=True):
-        if record.expires_at is not None:
-            policy = _escape(record.policy or "")
-            value = _number(record.expires_at.timestamp())
-            out.append(
-                f'{prefix}{ident},type="{_escape(record.type)}",policy="{policy}"}} {value}\n'
-            )
+def _timestamp_renderer(
+    metric: str, moment_of: Callable[[LifecycleRecord], datetime | None]
+) -> Callable[[Sequence[LifecycleRecord], Sequence[str], list[str]], None]:
+    """A renderer for a per-credential instant (expiry, last rotation)."""
+    prefix = metric + "{"
+
+    def render(records: Sequence[LifecycleRecord], idents: Sequence[str], out: list[str]) -> None:
+        for record, ident in zip(records, idents, strict=True):
+            moment = moment_of(record)
+            if moment is not None:
+                policy = _escape(record.policy or "")
+                value = _number(moment.timestamp())
+                out.append(
+                    f'{prefix}{ident},type="{_escape(record.type)}",policy="{policy}"}} {value}\n'
+                )
+
+    return render
 
 
-def _render_last_rotation(
-    records: Sequence[LifecycleRecord], idents: Sequence[str], out: list[str]
-) -> None:
-    prefix = "credwarden_credential_last_rotation_timestamp_seconds{"
-    for record, ident in zip(records, idents, strict=True):
-        if record.last_rotated_at is not None and record.status in GOVERNED:
-            policy = _escape(record.policy or "")
-            value = _number(record.last_rotated_at.timestamp())
-            out.append(
-                f'{prefix}{ident},type="{_escape(record.type)}",policy="{policy}"}} {value}\n'
-            )
+_render_expiration = _timestamp_renderer(
+    "credwarden_credential_expiration_timestamp_seconds", lambda r: r.expires_at
+)
+_render_last_rotation = _timestamp_renderer(
+    "credwarden_credential_last_rotation_timestamp_seconds",
+    lambda r: r.last_rotated_at if r.status in GOVERNED else None,
+)
 
 
 def _render_status(

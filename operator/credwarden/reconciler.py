@@ -13,7 +13,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from credwarden import logs
 from credwarden.enforcer import Enforcer
 from credwarden.engine import evaluate_credential
 from credwarden.inventory import CredentialKey, Inventory
-from credwarden.kube import ApiError, Conflict, KubeClient, NotFound, path_of
+from credwarden.kube import ApiError, Conflict, KubeClient, NotFound, involved_object, path_of
 from credwarden.records import (
     COMPLIANT,
     EXPIRING,
@@ -57,7 +57,6 @@ class ReconcileStats:
     events_posted: int = 0
     write_errors: int = 0
     last_pass_seconds: float = 0.0
-    pass_durations: list[float] = field(default_factory=list)
 
 
 class Reconciler:
@@ -206,19 +205,9 @@ class Reconciler:
                     await self._annotate(record, action)
 
     def _involved(self, record: LifecycleRecord) -> dict[str, str]:
-        facts = (
-            self.inventory.secrets.get((record.key.namespace, record.key.name))
-            if record.key.kind == "Secret"
-            else self.inventory.service_accounts.get((record.key.namespace, record.key.name))
-        )
-        return {
-            "apiVersion": "v1",
-            "kind": record.key.kind,
-            "namespace": record.key.namespace,
-            "name": record.key.name,
-            "uid": record.uid,
-            "resourceVersion": facts.meta.resource_version if facts else "",
-        }
+        facts = self.inventory.facts_of(record.key)
+        version = facts.meta.resource_version if facts else ""
+        return involved_object(record.key, record.uid, version)
 
     async def _post_event(self, record: LifecycleRecord, event: PostEvent) -> None:
         try:
@@ -252,11 +241,7 @@ class Reconciler:
 
     async def _annotate(self, record: LifecycleRecord, action: Annotate) -> bool:
         key = record.key
-        facts = (
-            self.inventory.secrets.get((key.namespace, key.name))
-            if key.kind == "Secret"
-            else self.inventory.service_accounts.get((key.namespace, key.name))
-        )
+        facts = self.inventory.facts_of(key)
         if facts is None or facts.meta.uid != action.uid:
             return False
         changes: dict[str, str | None] = {**action.set, **dict.fromkeys(action.remove)}
@@ -339,16 +324,13 @@ class Reconciler:
                     _condition(seen, "True", "Evaluated", message, policy.generation, now),
                     *self.enforcer.conditions(policy.display_name),
                 ],
-                # the action budget's memory (an empty list clears what aged out)
-                "recentActions": {
-                    kind: self.enforcer.recent_actions(policy).get(kind, [])
-                    for kind in ("revocations", "rotations")
-                }
-                if (seen.get("recentActions") or self.enforcer.recent_actions(policy))
-                else None,
             }
-            if statuses[policy.key]["recentActions"] is None:
-                del statuses[policy.key]["recentActions"]
+            # the action budget's memory (an empty list clears what aged out)
+            recent = self.enforcer.recent_actions(policy)
+            if recent or seen.get("recentActions"):
+                statuses[policy.key]["recentActions"] = {
+                    kind: recent.get(kind, []) for kind in ("revocations", "rotations")
+                }
         return statuses
 
     async def _write_policy_statuses(self, now: datetime) -> None:

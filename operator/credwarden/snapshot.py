@@ -16,14 +16,19 @@ import yaml
 
 from credwarden.facts import (
     WORKLOAD_KINDS,
+    BindingFacts,
+    NamespaceFacts,
     PolicyFacts,
+    SecretFacts,
+    ServiceAccountFacts,
+    WorkloadFacts,
     binding_facts,
     namespace_facts,
     secret_facts,
     service_account_facts,
     workload_facts,
 )
-from credwarden.inventory import Inventory
+from credwarden.inventory import CredentialKey, Inventory
 from credwarden.policies import POLICY_KINDS, policy_from_manifest
 
 OBJECT_KINDS = (
@@ -152,27 +157,41 @@ class Snapshot:
     policies: list[PolicyFacts]
 
 
-def add_object(inventory: Inventory, body: Mapping[str, Any], hash_key: bytes) -> None:
-    """Route one Kubernetes object into the inventory by kind (unknown kinds are ignored)."""
-    kind = body.get("kind")
+Facts = (
+    SecretFacts | ServiceAccountFacts | NamespaceFacts | BindingFacts | WorkloadFacts | PolicyFacts
+)
+
+
+def facts_of(body: Mapping[str, Any], hash_key: bytes, kind: str | None = None) -> Facts | None:
+    """One Kubernetes object reduced to its facts by kind; None for kinds not read.
+    `kind` for bodies that do not carry it (items of a list)."""
+    kind = kind or body.get("kind")
     if kind == "Secret":
-        inventory.upsert_secret(secret_facts(body, hash_key))
-    elif kind == "ServiceAccount":
-        inventory.upsert_service_account(service_account_facts(body))
-    elif kind in ("RoleBinding", "ClusterRoleBinding"):
-        inventory.upsert_binding(binding_facts(body))
-    elif kind == "Namespace":
-        inventory.upsert_namespace(namespace_facts(body))
-    elif kind in WORKLOAD_KINDS:
-        inventory.upsert_workload(workload_facts(body))
-    elif kind in POLICY_KINDS:
-        inventory.upsert_policy(policy_from_manifest(body))
+        return secret_facts(body, hash_key)
+    if kind == "ServiceAccount":
+        return service_account_facts(body)
+    if kind in ("RoleBinding", "ClusterRoleBinding"):
+        return binding_facts(body)
+    if kind == "Namespace":
+        return namespace_facts(body)
+    if kind in WORKLOAD_KINDS:
+        return workload_facts(body)
+    if kind in POLICY_KINDS:
+        return policy_from_manifest(body)
+    return None
+
+
+def add_object(
+    inventory: Inventory, body: Mapping[str, Any], hash_key: bytes, kind: str | None = None
+) -> set[CredentialKey]:
+    """Route one Kubernetes object into the inventory; the credentials it affects."""
+    facts = facts_of(body, hash_key, kind)
+    return inventory.upsert(facts) if facts is not None else set()
 
 
 def inventory_from_objects(objects: Iterable[Mapping[str, Any]], hash_key: bytes) -> Inventory:
     inventory = Inventory()
-    for body in objects:
-        add_object(inventory, body, hash_key)
+    inventory.load(facts for body in objects if (facts := facts_of(body, hash_key)) is not None)
     return inventory
 
 
