@@ -12,6 +12,7 @@ from conftest import (
     NOW,
     ago,
     baseline_policy,
+    build_inventory,
     canaries,
     cluster_policy,
     cluster_role_binding,
@@ -683,3 +684,45 @@ def test_no_secret_value_appears_in_records_plan_or_annotations() -> None:
         assert form not in printed.lower()
     for suffix in ("-token", "-t2", "-k1", "-k2", "-h"):
         assert all(form not in printed for form in canaries(CANARY + suffix))
+
+
+def test_rules_skipped_for_a_kind_find_nothing_and_schedule_nothing() -> None:
+    """The engine runs only `rules_for(credential)`: every other rule of the chain must find
+    nothing and record no milestone for that kind of credential, at any time. Checked on
+    the example scenario (every Secret type, tokens, expired and expiring credentials),
+    with the example policies, before, at and long after the scenario's time."""
+    from credwarden import scenario
+    from credwarden.engine import _consumers, _policies_for_secret, last_rotated, secret_deadline
+    from credwarden.inventory import CredentialKey
+    from credwarden.rules import RULE_CHAIN, RuleContext, rules_for
+
+    now = scenario.REFERENCE_NOW
+    objects = [*scenario.build_objects(now), *scenario.example_policies()]
+    inventory = build_inventory(objects)
+    assert len(inventory.secrets) > 15 and len(inventory.policies) >= 2
+    kinds_seen = set()
+    for (namespace_name, name), secret_facts in inventory.secrets.items():
+        key = CredentialKey("Secret", namespace_name, name)
+        policies = _policies_for_secret(inventory, secret_facts)
+        deadline = secret_deadline(secret_facts, policies, last_rotated(secret_facts))
+        skipped = [rule for rule in RULE_CHAIN if rule not in rules_for(secret_facts)]
+        kinds_seen.add((secret_facts.is_token, secret_facts.is_tls, deadline is not None))
+        for moment in (now - timedelta(days=800), now, now + timedelta(days=3000)):
+            context = RuleContext(
+                key=key,
+                meta=secret_facts.meta,
+                secret=secret_facts,
+                account=None,
+                inventory=inventory,
+                now=moment,
+                policies=policies,
+                owner=None,
+                owner_required_by=None,
+                consumers=_consumers(inventory, key),
+                deadline=deadline,
+            )
+            for rule in skipped:
+                assert rule(context) == [], (rule.__name__, key)
+            assert context.milestones == [], key
+    # tokens, TLS and stored Secrets, with deadlines, were all checked
+    assert {(True, False, True), (False, True, True), (False, False, True)} <= kinds_seen

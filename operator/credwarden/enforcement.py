@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from credwarden.facts import PolicyFacts, SecretFacts, WorkloadFacts
+from credwarden.immutable import immutable
 from credwarden.inventory import Inventory
 from credwarden.owner import (
     ARGOCD_INSTANCE,
@@ -57,7 +57,7 @@ REFRESHABLE = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Decision:
     action: str  # Revoke | Rotate | Refresh
     policy: PolicyFacts

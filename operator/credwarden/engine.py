@@ -8,7 +8,6 @@ so a restart or a resync plans no event twice.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -29,6 +28,7 @@ from credwarden.enforcement import (
     restartable,
 )
 from credwarden.facts import Meta, PolicyFacts, SecretFacts, WorkloadFacts, parse_time
+from credwarden.gcpause import paused_collection
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.models import OwnershipRules
 from credwarden.owner import OWNER_ANNOTATION, OWNER_SOURCE_ANNOTATION, explicit_owner, infer_owner
@@ -54,7 +54,7 @@ from credwarden.records import (
     Rotate,
     rfc3339,
 )
-from credwarden.rules import ACCOUNT_RULES, SECRET_RULES, Deadline, RuleContext
+from credwarden.rules import Deadline, RuleContext, rules_for
 from credwarden.selection import (
     governs_kind,
     governs_object,
@@ -311,6 +311,8 @@ def _consumers(inventory: Inventory, key: CredentialKey) -> tuple[Consumer, ...]
                 if use.secret == key.name:
                     found.add(Consumer(workload.kind, workload.namespace, workload.name, use.via))
     else:
+        if (key.namespace, key.name) not in inventory._sa_users:
+            return ()  # no workload runs as it
         for workload in inventory.workloads_running_as(key.namespace, key.name):
             if not _reported_elsewhere(inventory, workload):
                 found.add(
@@ -412,7 +414,7 @@ def evaluate_credential(
     )
     findings: list[Finding] = []
     if policies and exempt_reason is None:
-        for rule in SECRET_RULES if secret is not None else ACCOUNT_RULES:
+        for rule in rules_for(secret):
             findings.extend(rule(context))
 
     if exempt_reason is not None:
@@ -623,21 +625,11 @@ def evaluate(inventory: Inventory, now: datetime) -> Evaluation:
     # The same order as CredentialKey's own (dataclass) ordering, without a Python-level
     # __lt__ call per comparison.
     keys = sorted(inventory.credentials(), key=attrgetter("kind", "namespace", "name"))
-    # A pass allocates a few million small objects (records, findings, actions) that live
-    # on in the result; none of them forms a reference cycle. With the cyclic GC on, each
-    # generation-0 collection that promotes them walks an ever larger heap: about a fifth
-    # of the pass at 100k credentials, for nothing to free. So it is paused for the pass
-    # (reference counting still frees everything short-lived) and restored as it was.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_collection():
         for key in keys:
             result = evaluate_credential(inventory, key, now)
             if result is not None:
                 record, actions = result
                 evaluation.records.append(record)
                 evaluation.plan.extend(actions)
-    finally:
-        if was_enabled:
-            gc.enable()
     return evaluation

@@ -13,12 +13,12 @@ import binascii
 import hashlib
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
 from credwarden.certificates import CertificateError, certificate_not_after
+from credwarden.immutable import immutable
 from credwarden.models import CredentialPolicySpec
 
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
@@ -103,7 +103,7 @@ def parse_date(value: Any) -> date | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class OwnerRef:
     kind: str
     name: str
@@ -111,7 +111,7 @@ class OwnerRef:
     controller: bool
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Meta:
     namespace: str
     name: str
@@ -217,7 +217,7 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class SecretFacts:
     meta: Meta
     type: str
@@ -245,7 +245,7 @@ class SecretFacts:
         return self.type == TLS_TYPE
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ServiceAccountFacts:
     meta: Meta
     secret_names: tuple[str, ...] = ()
@@ -257,14 +257,14 @@ class ServiceAccountFacts:
         return (self.meta.namespace, self.meta.name)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Subject:
     kind: str
     namespace: str
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class BindingFacts:
     kind: str  # RoleBinding | ClusterRoleBinding
     namespace: str
@@ -278,7 +278,7 @@ class BindingFacts:
         return (self.kind, self.namespace, self.name)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class NamespaceFacts:
     name: str
     labels: Mapping[str, str]
@@ -286,13 +286,13 @@ class NamespaceFacts:
     deleting: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class SecretUse:
     secret: str
     via: str  # env | file | imagePullSecret
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class WorkloadFacts:
     kind: str
     namespace: str
@@ -551,7 +551,7 @@ def workload_facts(body: Mapping[str, Any]) -> WorkloadFacts:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class PolicyFacts:
     """A CredentialPolicy or ClusterCredentialPolicy: its parsed spec, or why it is invalid."""
 

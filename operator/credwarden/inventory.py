@@ -10,7 +10,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from credwarden.facts import (
@@ -21,11 +20,12 @@ from credwarden.facts import (
     ServiceAccountFacts,
     WorkloadFacts,
 )
+from credwarden.immutable import immutable
 
 CLUSTER_ADMIN = "cluster-admin"
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@immutable(order=True)
 class CredentialKey:
     """Identifies a credential: kind is `Secret` or `ServiceAccount`."""
 
@@ -263,12 +263,24 @@ class Inventory:
         what each one affects: whoever loads a whole cluster evaluates all of it next.
         The result is the same inventory as upserting them one by one, in this order."""
         for facts in objects:
-            if isinstance(facts, SecretFacts):
-                self._store_secret(facts)
-            elif isinstance(facts, ServiceAccountFacts):
-                self._store_service_account(facts)
-            else:
-                self.upsert(facts)
+            self.add(facts)
+
+    def add(
+        self,
+        facts: SecretFacts
+        | ServiceAccountFacts
+        | NamespaceFacts
+        | BindingFacts
+        | WorkloadFacts
+        | PolicyFacts,
+    ) -> None:
+        """`upsert` without working out what the object affects (see `load`)."""
+        if isinstance(facts, SecretFacts):
+            self._store_secret(facts)
+        elif isinstance(facts, ServiceAccountFacts):
+            self._store_service_account(facts)
+        else:
+            self.upsert(facts)
 
     def upsert(
         self,

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from credwarden.facts import PolicyFacts
+from credwarden.gcpause import paused_collection
 from credwarden.inventory import Inventory
 from credwarden.policies import POLICY_KINDS, policy_from_manifest
-from credwarden.snapshot import InputError, Snapshot, add_object
+from credwarden.snapshot import InputError, Snapshot, facts_of
 
 PAGE_SIZE = 500
 # (path, kind, optional): optional ones are skipped when the API is not installed
@@ -103,14 +104,17 @@ def read_cluster(hash_key: bytes) -> Snapshot:
     # an invalid policy in the cluster is reported with the results, not fatal
     policies: list[PolicyFacts] = []
     count = 0
-    for path, kind, optional in LISTS:
-        for page in _pages(api, path, kind, optional):
-            for item in page:
-                if kind in POLICY_KINDS:
-                    item.setdefault("apiVersion", "credwarden.io/v1alpha1")
-                    policies.append(policy_from_manifest(item))
-                else:
-                    add_object(inventory, item, hash_key)
-                    count += 1
-            page.clear()
+    with paused_collection():  # the audit evaluates all of it next: see gcpause
+        for path, kind, optional in LISTS:
+            for page in _pages(api, path, kind, optional):
+                for item in page:
+                    if kind in POLICY_KINDS:
+                        item.setdefault("apiVersion", "credwarden.io/v1alpha1")
+                        policies.append(policy_from_manifest(item))
+                    else:
+                        facts = facts_of(item, hash_key, kind)
+                        if facts is not None:
+                            inventory.add(facts)
+                        count += 1
+                page.clear()
     return Snapshot(inventory, count, policies)

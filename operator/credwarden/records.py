@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from credwarden.immutable import immutable
 from credwarden.inventory import CredentialKey
 
 Severity = Literal["warning", "violation"]
@@ -44,16 +45,21 @@ def rfc3339(moment: datetime | None) -> str | None:
     """`2026-11-22T12:00:00Z`: UTC, whole seconds."""
     if moment is None:
         return None
-    utc = moment.astimezone(UTC)
-    if utc.year < 1000:
-        # strftime's %Y does not pad small years on glibc (`1-01-01...`): keep its output
-        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-    # isoformat is about 10x cheaper than strftime, and the engine formats a few per
-    # credential: `YYYY-MM-DDTHH:MM:SS` is its first 19 characters
-    return utc.isoformat()[:19] + "Z"
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    # %-formatting of the fields is about 2x cheaper than isoformat() on an aware datetime
+    # and 4x cheaper than strftime (which also leaves years below 1000 unpadded on glibc);
+    # the engine formats a few instants per credential
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+    )
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Finding:
     rule: str
     severity: Severity
@@ -71,7 +77,7 @@ class Finding:
         return {"rule": self.rule, "severity": self.severity, "message": self.message}
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@immutable(order=True)
 class Consumer:
     kind: str
     namespace: str
@@ -82,7 +88,7 @@ class Consumer:
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name, "via": self.via}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class LifecycleRecord:
     key: CredentialKey
     type: str  # the Secret type, or "ServiceAccount"
@@ -128,7 +134,7 @@ def _target(key: CredentialKey) -> dict[str, str]:
     return {"kind": key.kind, "namespace": key.namespace, "name": key.name}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Annotate:
     """Set and remove credwarden's annotations on the credential."""
 
@@ -150,7 +156,7 @@ class Annotate:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class PostEvent:
     target: CredentialKey
     uid: str
@@ -171,7 +177,7 @@ class PostEvent:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Revoke:
     """Delete a legacy token Secret, preconditioned on its uid and resourceVersion."""
 
@@ -201,7 +207,7 @@ class Revoke:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Rotate:
     """Regenerate the named keys of a Secret, keeping the old values for `grace`."""
 
@@ -236,7 +242,7 @@ class Rotate:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Refresh:
     """Ask the Secret's owner (ExternalSecret, cert-manager Certificate) for a new value."""
 
@@ -265,7 +271,7 @@ class Refresh:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class RestartConsumers:
     """Roll the workloads that use a rotated Secret (a pod-template annotation)."""
 
@@ -285,7 +291,7 @@ class RestartConsumers:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class RecreateAccount:
     """Finish recreating a ServiceAccount from the record Secret that describes it."""
 
@@ -300,7 +306,7 @@ class RecreateAccount:
         return {"action": "recreate-account", **_target(self.target), "account": self.account}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class DeletePrevious:
     """Delete the Secret keeping a rotation's previous values once its grace has passed."""
 

@@ -15,12 +15,13 @@ from typing import Any
 from credwarden.durations import add, format_duration, parse_duration
 from credwarden.facts import Meta, PolicyFacts, SecretFacts, ServiceAccountFacts
 from credwarden.identity import is_control_plane_account, looks_like_person
+from credwarden.immutable import immutable
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.records import Consumer, Finding, rfc3339
 from credwarden.selection import name_matches, precedence_key
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Deadline:
     """When a credential expires, and which policy said so."""
 
@@ -345,3 +346,17 @@ _SECRET_ONLY = (
 )
 SECRET_RULES: tuple[Rule, ...] = tuple(rule for rule in RULE_CHAIN if rule not in _ACCOUNT_ONLY)
 ACCOUNT_RULES: tuple[Rule, ...] = tuple(rule for rule in RULE_CHAIN if rule not in _SECRET_ONLY)
+# and for each kind of Secret: the age rules apply to one kind each
+_TOKEN_ONLY = (rule_token_age, rule_unused_token)
+TOKEN_RULES = tuple(r for r in SECRET_RULES if r not in (rule_secret_age, rule_certificate))
+TLS_RULES = tuple(r for r in SECRET_RULES if r not in (*_TOKEN_ONLY, rule_secret_age))
+STORED_RULES = tuple(r for r in SECRET_RULES if r not in (*_TOKEN_ONLY, rule_certificate))
+
+
+def rules_for(secret: SecretFacts | None) -> tuple[Rule, ...]:
+    """The rules of the chain that can find anything for this credential, in chain order."""
+    if secret is None:
+        return ACCOUNT_RULES
+    if secret.is_token:
+        return TOKEN_RULES
+    return TLS_RULES if secret.is_tls else STORED_RULES

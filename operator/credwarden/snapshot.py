@@ -28,6 +28,7 @@ from credwarden.facts import (
     service_account_facts,
     workload_facts,
 )
+from credwarden.gcpause import paused_collection
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.policies import POLICY_KINDS, policy_from_manifest
 
@@ -191,7 +192,8 @@ def add_object(
 
 def inventory_from_objects(objects: Iterable[Mapping[str, Any]], hash_key: bytes) -> Inventory:
     inventory = Inventory()
-    inventory.load(facts for body in objects if (facts := facts_of(body, hash_key)) is not None)
+    with paused_collection():
+        inventory.load(facts for body in objects if (facts := facts_of(body, hash_key)) is not None)
     return inventory
 
 
@@ -200,12 +202,15 @@ def load_snapshot(paths: Iterable[Path], hash_key: bytes) -> Snapshot:
     inventory = Inventory()
     count = 0
     policies: list[PolicyFacts] = []
-    for path in paths:
-        for located in _documents(Path(path)):
-            kind = _check_object(located, (*OBJECT_KINDS, *POLICY_KINDS))
-            if kind in POLICY_KINDS:
-                policies.append(parse_policy(located.body, located.where))
-                continue
-            add_object(inventory, located.body, hash_key)
-            count += 1
+    with paused_collection():
+        for path in paths:
+            for located in _documents(Path(path)):
+                kind = _check_object(located, (*OBJECT_KINDS, *POLICY_KINDS))
+                if kind in POLICY_KINDS:
+                    policies.append(parse_policy(located.body, located.where))
+                    continue
+                facts = facts_of(located.body, hash_key)
+                if facts is not None:
+                    inventory.add(facts)  # the audit evaluates everything next
+                count += 1
     return Snapshot(inventory, count, policies)
