@@ -261,7 +261,10 @@ def rule_duplicate(context: RuleContext) -> list[Finding]:
     # (sorted, cached by the inventory: a value copied k times is not re-sorted k times)
     keys: list[str] = []
     holder_lists: list[tuple[tuple[str, str], ...]] = []
+    by_hash = inventory._by_hash
     for data_key, digest in secret.value_hashes.items():
+        if type(by_hash.get(digest)) is not set:
+            continue  # held by this Secret alone (most values): no sorting, no search
         holders = inventory.secrets_holding(digest)
         if inventory.others_holding(holders, own):
             keys.append(data_key)
