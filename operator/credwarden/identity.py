@@ -95,6 +95,12 @@ def invalid_patterns(patterns: Sequence[str]) -> list[str]:
 
 def looks_like_person(name: str, extra_patterns: Sequence[str] = ()) -> bool:
     """True for `john-smith`, `daniel.wilson`, `priya`-`admin`-style personal accounts."""
+    return _looks_like_person(name, tuple(extra_patterns))
+
+
+# the same few names (`default`, `builder`, `deployer`) recur in every namespace
+@lru_cache(maxsize=8192)
+def _looks_like_person(name: str, extra_patterns: tuple[str, ...]) -> bool:
     for pattern in extra_patterns:
         compiled = _compiled(pattern)
         if compiled is not None and compiled.fullmatch(name):

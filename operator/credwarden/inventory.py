@@ -179,12 +179,18 @@ class Inventory:
         return found
 
     def consumers_of(self, namespace: str, secret: str) -> list[WorkloadFacts]:
-        keys = _members(self._consumers, (namespace, secret))
-        return [self.workloads[key] for key in sorted(keys)]
+        return self._workloads_of(self._consumers.get((namespace, secret)))
 
     def workloads_running_as(self, namespace: str, service_account: str) -> list[WorkloadFacts]:
-        keys = _members(self._sa_users, (namespace, service_account))
-        return [self.workloads[key] for key in sorted(keys)]
+        return self._workloads_of(self._sa_users.get((namespace, service_account)))
+
+    def _workloads_of(self, held: Any) -> list[WorkloadFacts]:
+        """The workloads of a reverse index entry (see _add_member), sorted by key."""
+        if held is None:
+            return []
+        if not isinstance(held, set):
+            return [self.workloads[held]]
+        return [self.workloads[key] for key in sorted(held)]
 
     def tokens_of(self, namespace: str, service_account: str) -> list[SecretFacts]:
         names = set(_members(self._tokens, (namespace, service_account)))
@@ -198,11 +204,12 @@ class Inventory:
         return [self.secrets[(namespace, name)] for name in sorted(names)]
 
     def cluster_admin_bindings(self, namespace: str, service_account: str) -> list[BindingFacts]:
-        keys = {
-            *self._admin_bindings.get((namespace, service_account), ()),
-            *self._admin_groups.get(namespace, ()),
-            *self._admin_groups.get("*", ()),
-        }
+        direct = self._admin_bindings.get((namespace, service_account))
+        by_group = self._admin_groups.get(namespace)
+        everyone = self._admin_groups.get("*")
+        if not (direct or by_group or everyone):
+            return []  # most accounts: nothing to merge or sort
+        keys = {*(direct or ()), *(by_group or ()), *(everyone or ())}
         return [self.bindings[key] for key in sorted(keys)]
 
     def _accounts_in(self, namespace: str) -> set[CredentialKey]:

@@ -108,7 +108,10 @@ class LifecycleRecord:
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
-        return tuple(sorted({finding.rule for finding in self.findings}))
+        findings = self.findings
+        if len(findings) < 2:  # most records: no sorting, no set
+            return (findings[0].rule,) if findings else ()
+        return tuple(sorted({finding.rule for finding in findings}))
 
     def to_json(self) -> dict[str, Any]:
         return {

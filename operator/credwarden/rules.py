@@ -37,7 +37,10 @@ class Deadline:
         """Which policy acts at `now`: among those whose own limit has passed, the strongest
         action, then Enforce, then precedence. A shorter Audit/Warn limit in a namespace
         therefore never masks a cluster policy's Enforce/Revoke once that one has passed."""
-        passed = [c for c in self.candidates if c[0] <= now]
+        candidates = self.candidates
+        if len(candidates) == 1:  # the common case: one governing limit
+            return candidates[0] if candidates[0][0] <= now else None
+        passed = [c for c in candidates if c[0] <= now]
         if not passed:
             return None
         strength = {"Warn": 0, "Revoke": 1, "Rotate": 1}
@@ -290,7 +293,7 @@ def rule_duplicate(context: RuleContext) -> list[Finding]:
 
 
 def rule_secret_in_env(context: RuleContext) -> list[Finding]:
-    if context.secret is None or not context.policies:
+    if context.secret is None or not context.policies or not context.consumers:
         return []
     readers = sorted({f"{c.kind}/{c.name}" for c in context.consumers if c.via == "env"})
     if not readers:
