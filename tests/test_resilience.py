@@ -100,10 +100,16 @@ async def test_a_rotation_finishes_even_when_its_policy_is_deleted_meanwhile() -
         def keeping_the_old_values(request: kmock.Request) -> bool:
             return request.method.value == "POST" and "db-previous" in str(request.data)
 
+        # the operator dies at this write: until it stops, every attempt at it fails (a
+        # single failure would be retried and the rotation finished before it stops)
+        dying = True
         died = kmock.KubernetesError(status=403, reason="Forbidden", message="operator killed")
-        sandbox.emulator.fail(keeping_the_old_values, died)
+        sandbox.emulator.fail(
+            lambda request: dying and keeping_the_old_values(request), *[died] * 100
+        )
         async with operator_on(sandbox):
             await wait_until(lambda: any(keeping_the_old_values(r) for r in sandbox.emulator), 15)
+        dying = False
         assert CW + "rotation-pending" in annotations(sandbox, "team", "db")
         # the policy goes while the rotation is half done
         await sandbox.emulator.delete(

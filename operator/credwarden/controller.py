@@ -1,25 +1,30 @@
-"""kopf wiring: watches feed the inventory; the reconciler does the rest.
+"""Wiring: informers feed the inventory; the reconciler does the rest; kopf runs the process.
 
-Only `@kopf.index` and `@kopf.on.event` handlers touch Secrets and ServiceAccounts, and
-both return None: kopf then stores nothing on them (no last-handled-configuration, which
-would copy a Secret's data into an annotation, and no finalizer). Index handlers run for
-every object before kopf lets any other handler run, so when the first `on.event` call
-arrives, every watched kind has been listed into the inventory: that is the signal for
-the reconciler to start.
+The kinds credwarden reads are listed and watched by `informer.Informer` (see there why not
+by kopf's own watches), which calls `OperatorState.observe` and `forget`. Nothing is
+written to them by this path. When every kind has been listed once, the reconciler starts.
+kopf handles the logins (kubeconfig, in-cluster ServiceAccount token, relogin after a 401)
+and the process's lifecycle; it has no handler on any resource, so it keeps no state on
+users' objects (no last-handled-configuration, no finalizer).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fnmatch
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
 from credwarden.facts import WORKLOAD_KINDS, PolicyFacts, SecretFacts
+from credwarden.gcpause import paused_collection
 from credwarden.health import Heartbeat
+from credwarden.informer import Informer, ObjectKey, WatchedKind
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.kube import Credentials, KubeClient, credentials_from
 from credwarden.policies import POLICY_KINDS
@@ -79,7 +84,27 @@ class OperatorState:
                 log.warning("invalid %s %s: %s", kind, policy.display_name, policy.error)
             self.reconciler.policies_changed()
         elif facts is not None:
-            self.reconciler.mark(self.inventory.upsert(facts))
+            if self.reconciler.ready.is_set():
+                self.reconciler.mark(self.inventory.upsert(facts))
+            else:
+                # the first listing: everything is evaluated once it is complete, so what
+                # each object affects need not be worked out (the bulk path, as the audit's)
+                self.inventory.add(facts)
+
+    def known(self, kind: str) -> list[ObjectKey]:
+        """(namespace, name) of every object of this kind in the inventory."""
+        inventory = self.inventory
+        if kind == "Secret":
+            return list(inventory.secrets)
+        if kind == "ServiceAccount":
+            return list(inventory.service_accounts)
+        if kind == "Namespace":
+            return [("", name) for name in inventory.namespaces]
+        if kind in ("RoleBinding", "ClusterRoleBinding"):
+            return [(ns, name) for k, ns, name in inventory.bindings if k == kind]
+        if kind in WORKLOAD_KINDS:
+            return [(ns, name) for k, ns, name in inventory.workloads if k == kind]
+        return [(ns, name) for k, ns, name in inventory.policies if k == kind]
 
     def forget(self, kind: str, body: Mapping[str, Any]) -> None:
         """An object deleted from the cluster."""
@@ -106,9 +131,9 @@ class OperatorState:
 
 
 def configure_settings(settings: kopf.OperatorSettings) -> None:
-    """kopf settings for watching every Secret of a cluster without writing to them."""
-    # kopf's own state, if it ever keeps any, goes to the policies' status, never to
-    # annotations of users' objects
+    """kopf handles no resource here (the informers read the cluster): should a handler
+    ever be added, kopf's own state goes to the policies' status, never to annotations
+    of users' objects, and its events stay off users' objects."""
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
         field="status.kopf.last-handled-configuration"
@@ -119,8 +144,6 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.watching.connect_timeout = 30
-    settings.watching.chunk_size = 500
-    settings.queueing.worker_limit = 200
     settings.networking.request_timeout = 60
 
 
@@ -136,9 +159,6 @@ async def connection_info(login: Login | None, **kwargs: Any) -> kopf.Connection
 def build_registry(state: OperatorState, *, login: Login | None = None) -> kopf.OperatorRegistry:
     """Handlers in a registry of their own (the demo and tests run several operators)."""
     registry = kopf.OperatorRegistry()
-
-    for group, version, plural, kind in WATCHED:
-        _watch(registry, state, group, version, plural, kind)
 
     @kopf.on.login(registry=registry)
     async def credwarden_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -160,21 +180,123 @@ def build_registry(state: OperatorState, *, login: Login | None = None) -> kopf.
     return registry
 
 
-def _watch(
-    registry: kopf.OperatorRegistry,
-    state: OperatorState,
-    group: str,
-    version: str,
-    plural: str,
-    kind: str,
-) -> None:
-    # async handlers: they run in the event loop, not in kopf's thread pool
-    @kopf.index(group, version, plural, registry=registry, id=f"observe-{plural}")
-    async def observe(body: kopf.Body, **_: Any) -> None:
-        state.observe(kind, body)
+def namespace_matches(name: str, pattern: str) -> bool:
+    """kopf's --namespace syntax: comma-separated globs, `!` excludes; a leading exclusion
+    implies everything else is included."""
+    globs = [part.strip() for part in pattern.split(",") if part.strip()]
+    matched = bool(globs) and globs[0].startswith("!")
+    for glob in globs:
+        if glob.startswith("!"):
+            matched = matched and not fnmatch.fnmatchcase(name, glob[1:])
+        else:
+            matched = matched or fnmatch.fnmatchcase(name, glob)
+    return matched
 
-    @kopf.on.event(group, version, plural, registry=registry, id=f"events-{plural}")
-    async def on_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        if type == "DELETED":
-            state.forget(kind, body)
+
+# seconds the cyclic GC may stay paused while the first listing runs
+FIRST_LISTING_GC_PAUSE = 300.0
+CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRoleBinding", "ClusterCredentialPolicy"})
+
+
+def _informer(state: OperatorState, watched: WatchedKind, namespace: str = "") -> Informer:
+    return Informer(
+        state.client,
+        watched,
+        on_object=state.observe,
+        on_deleted=state.forget,
+        known=state.known,
+        namespace=namespace,
+    )
+
+
+async def feed(state: OperatorState, namespaces: Sequence[str] = ()) -> None:
+    """List and watch every kind; the reconciler starts once each has been listed.
+
+    With `namespaces` (kopf's --namespace patterns, ORed), namespaced kinds are read per
+    matching namespace only (Roles in those namespaces suffice for them), and namespaces
+    that come to match, or stop matching, are picked up or dropped as the Namespace watch
+    reports them."""
+    kinds = [
+        WatchedKind(group, version, plural, kind, namespaced=kind not in CLUSTER_SCOPED)
+        for group, version, plural, kind in WATCHED
+    ]
+    patterns = list(namespaces)
+    running: dict[tuple[str, str], tuple[Informer, asyncio.Task[None]]] = {}
+
+    def start(watched: WatchedKind, namespace: str) -> Informer:
+        informer = _informer(state, watched, namespace)
+        task = asyncio.create_task(informer.run(), name=f"informer {watched.kind} {namespace}")
+        running[(watched.kind, namespace)] = (informer, task)
+        return informer
+
+    def matching() -> set[str]:
+        return {
+            name
+            for name in state.inventory.namespaces
+            if any(namespace_matches(name, pattern) for pattern in patterns)
+        }
+
+    try:
+        # the first listing, with the cyclic GC paused (see gcpause), for at most
+        # FIRST_LISTING_GC_PAUSE seconds: a listing that cannot finish (a 403, an API
+        # server down) must not keep the collector off for good
+        with paused_collection(), contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_LISTING_GC_PAUSE):
+                await _start_reading(kinds, patterns, running, matching, start)
+        await _start_reading(kinds, patterns, running, matching, start)  # if not done yet
         state.reconciler.ready.set()
+        while True:
+            await asyncio.sleep(1.0)
+            if patterns:
+                _follow_namespaces(state, kinds, running, matching(), start)
+    finally:
+        tasks = [task for _, task in running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _start_reading(
+    kinds: Sequence[WatchedKind],
+    patterns: Sequence[str],
+    running: dict[tuple[str, str], tuple[Informer, asyncio.Task[None]]],
+    matching: Callable[[], set[str]],
+    start: Callable[[WatchedKind, str], Informer],
+) -> None:
+    """Start the informers (each once) and wait until all of them have listed."""
+    for watched in kinds:
+        if (not patterns or not watched.namespaced) and (watched.kind, "") not in running:
+            start(watched, "")
+    if patterns:
+        await running[("Namespace", "")][0].listed.wait()
+        for namespace in sorted(matching()):
+            for watched in kinds:
+                if watched.namespaced and (watched.kind, namespace) not in running:
+                    start(watched, namespace)
+    for informer, _ in list(running.values()):
+        await informer.listed.wait()
+
+
+def _follow_namespaces(
+    state: OperatorState,
+    kinds: Sequence[WatchedKind],
+    running: dict[tuple[str, str], tuple[Informer, asyncio.Task[None]]],
+    wanted: set[str],
+    start: Callable[[WatchedKind, str], Informer],
+) -> None:
+    """Start reading namespaces that came to match; stop reading, and forget what was
+    read from, those that no longer match or no longer exist."""
+    current = {namespace for _, namespace in running if namespace}
+    for namespace in sorted(wanted - current):
+        for watched in kinds:
+            if watched.namespaced:
+                start(watched, namespace)
+    for namespace in current - wanted:
+        for watched in kinds:
+            entry = running.pop((watched.kind, namespace), None)
+            if entry is None:
+                continue
+            entry[1].cancel()
+            for ns, name in state.known(watched.kind):
+                if ns == namespace:
+                    state.forget(watched.kind, {"metadata": {"namespace": ns, "name": name}})

@@ -326,8 +326,19 @@ class ClusterEmulator(kmock.KubernetesEmulator):
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         result: Any = await super()._serve_list(request)
-        result["items"] = [item for item in result["items"] if self._selected(request, item)]
+        items = [item for item in result["items"] if self._selected(request, item)]
         result["metadata"]["resourceVersion"] = str(self._last_revision)
+        # Paged lists (`limit` and `continue`), which kmock ignores: the token here is
+        # the offset into the list (the API server's is opaque; clients only echo it)
+        limit = request.params.get("limit", "")
+        if limit.isdigit() and int(limit) > 0:
+            token = request.params.get("continue", "")
+            start = int(token) if token.isdigit() else 0
+            end = start + int(limit)
+            if end < len(items):
+                result["metadata"]["continue"] = str(end)
+            items = items[start:end]
+        result["items"] = items
         return result
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fnmatch
 import logging
 import os
 import signal
 import socket
 
 from credwarden import logs
-from credwarden.controller import OperatorState
+from credwarden.controller import OperatorState, namespace_matches
 from credwarden.health import Health, Heartbeat
 from credwarden.kube import KubeClient
 from credwarden.leader import LeaderElection
@@ -20,19 +19,6 @@ from credwarden.metrics import MetricsServer, serve_metrics
 from credwarden.runner import running
 
 log = logging.getLogger("credwarden")
-
-
-def namespace_matches(name: str, pattern: str) -> bool:
-    """kopf's --namespace syntax: comma-separated globs, `!` excludes; a leading exclusion
-    implies everything else is included."""
-    globs = [part.strip() for part in pattern.split(",") if part.strip()]
-    matched = bool(globs) and globs[0].startswith("!")
-    for glob in globs:
-        if glob.startswith("!"):
-            matched = matched and not fnmatch.fnmatchcase(name, glob[1:])
-        else:
-            matched = matched or fnmatch.fnmatchcase(name, glob)
-    return matched
 
 
 async def operate(args: argparse.Namespace) -> int:

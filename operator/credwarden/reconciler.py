@@ -143,8 +143,11 @@ class Reconciler:
             upcoming = self.schedule.next_deadline()
             if upcoming is not None:
                 timeout = min(timeout, max(0.0, (upcoming - self.clock()).total_seconds()))
+            # asyncio.timeout, not wait_for: in 3.11, wait_for swallows a cancellation that
+            # arrives as the wake-up does, and the loop would then run on after shutdown
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _reconcile(self, batch: set[CredentialKey], now: datetime) -> None:
         started = time.perf_counter()

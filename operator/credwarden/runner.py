@@ -20,6 +20,7 @@ from credwarden.controller import (
     build_registry,
     configure_settings,
     connection_info,
+    feed,
 )
 from credwarden.kube import credentials_from
 from credwarden.leader import LeaderElection, LeadershipLost
@@ -48,13 +49,16 @@ async def running(
     configure_settings(settings)
     stop_flag = asyncio.Event()
     holding: asyncio.Task[None] | None = None
+    # logged in before kopf is: the informers and the election read the API at once
+    # (kopf's login handler then keeps the credentials fresh)
+    info = await connection_info(login, settings=settings, logger=log)
+    if info is not None:
+        await state.client.login(credentials_from(info))
     if election is not None:
-        info = await connection_info(login, settings=settings, logger=log)
-        if info is not None:
-            await state.client.login(credentials_from(info))
         await election.acquire()
-    # the reconciler starts before kopf, so kopf does not count it among its own tasks
+    # started before kopf, so kopf does not count them among its own tasks
     reconciler = asyncio.create_task(state.reconciler.run(), name="credwarden-reconciler")
+    feeding = asyncio.create_task(feed(state, namespaces), name="credwarden-informers")
     operator = asyncio.create_task(
         kopf.operator(
             registry=registry,
@@ -75,6 +79,7 @@ async def running(
             if not task.cancelled() and isinstance(task.exception(), LeadershipLost):
                 log.error("leadership lost: %s; stopping", task.exception())
                 reconciler.cancel()  # stop acting at once, before kopf winds down
+                feeding.cancel()
                 stop_flag.set()
 
         holding.add_done_callback(lost)
@@ -83,6 +88,9 @@ async def running(
     finally:
         stop_flag.set()
         reconciler.cancel()
+        feeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeding
         if holding is not None:
             holding.cancel()
         with contextlib.suppress(asyncio.CancelledError):
