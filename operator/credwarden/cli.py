@@ -16,6 +16,7 @@ import yaml
 from credwarden import __version__
 from credwarden.engine import evaluate
 from credwarden.facts import PolicyFacts, parse_time
+from credwarden.gcpause import paused_collection
 from credwarden.policies import POLICY_KINDS
 from credwarden.records import Evaluation
 from credwarden.report import RENDERERS
@@ -86,15 +87,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     now = _parse_now(args.now)
     # values are hashed under a key that exists only for this run
     hash_key = secrets.token_bytes(32)
-    if args.snapshot:
-        snapshot = load_snapshot(args.snapshot, hash_key)
-    else:
-        from credwarden.live import read_cluster
+    # a one-shot run whose objects all live until it exits: the cyclic GC stays paused
+    # throughout (see gcpause), so it never walks the whole result after the evaluation
+    with paused_collection():
+        if args.snapshot:
+            snapshot = load_snapshot(args.snapshot, hash_key)
+        else:
+            from credwarden.live import read_cluster
 
-        snapshot = read_cluster(hash_key)
-    evaluation, _ = run_audit(snapshot, args.policy or [], now)
-    sys.stdout.write(RENDERERS[args.output](evaluation))
-    return EXIT_FINDINGS if _fails(evaluation, args.fail_on) else EXIT_OK
+            snapshot = read_cluster(hash_key)
+        evaluation, _ = run_audit(snapshot, args.policy or [], now)
+        sys.stdout.write(RENDERERS[args.output](evaluation))
+        return EXIT_FINDINGS if _fails(evaluation, args.fail_on) else EXIT_OK
 
 
 def cmd_crds(args: argparse.Namespace) -> int:

@@ -75,11 +75,21 @@ class OperatorState:
             self.heartbeat.observe(facts.meta.namespace, facts.meta.name, facts.meta.annotations)
         if isinstance(facts, PolicyFacts):
             policy = facts
-            self.inventory.upsert_policy(policy)
+            known = self.inventory.policies.get(policy.key)
             status = body.get("status")
             self.reconciler.policy_status_seen[policy.key] = (
                 dict(status) if isinstance(status, Mapping) else {}
             )
+            if known is not None and (known.uid, known.generation, known.spec, known.error) == (
+                policy.uid,
+                policy.generation,
+                policy.spec,
+                policy.error,
+            ):
+                # only its status changed (credwarden's own status patches, mostly):
+                # nothing to evaluate again
+                return
+            self.inventory.upsert_policy(policy)
             if policy.error:
                 log.warning("invalid %s %s: %s", kind, policy.display_name, policy.error)
             self.reconciler.policies_changed()

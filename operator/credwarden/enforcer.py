@@ -169,9 +169,11 @@ class Enforcer:
             f"{kind} budget of policy {policy_name} spent for this hour: {target} and any "
             f"further {kind} wait until {rfc3339(until)} or for a person"
         )
-        self.exhausted[policy_name] = (until, message)
         self._notify("blocked", policy_name, "budget")
         if first:
+            # the first target blocked names the condition until the window ends: naming
+            # the latest one would change the policy's status with every pass
+            self.exhausted[policy_name] = (until, message)
             log.warning(message)
             await self._policy_event(policy_name, "Warning", "ActionBudgetExhausted", message)
 

@@ -90,6 +90,7 @@ class Reconciler:
         self._dirty: set[CredentialKey] = set()
         self._policies_dirty = True
         self._wake = asyncio.Event()
+        self._concurrency = concurrency
         self._semaphore = asyncio.Semaphore(concurrency)
         # Event reasons already posted for a credential whose annotations (which record
         # them) have not come back through the watch yet
@@ -125,8 +126,8 @@ class Reconciler:
             self.mark(self.schedule.pop_due(now))
             if self._dirty:
                 batch, self._dirty = self._dirty, set()
-                await self._reconcile(batch, now)
-                self._policies_dirty = True
+                if await self._reconcile(batch, now):
+                    self._policies_dirty = True
                 if first_pass:
                     # the inventory and records of the first listing live as long as the
                     # process and hold no cycles: keep the cyclic GC from re-walking them
@@ -149,19 +150,30 @@ class Reconciler:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
 
-    async def _reconcile(self, batch: set[CredentialKey], now: datetime) -> None:
+    async def _reconcile(self, batch: set[CredentialKey], now: datetime) -> bool:
+        """Evaluate the batch and carry out the plans; whether any policy's status may
+        have changed (a credential came, went or changed status, policies or findings, or
+        something beyond annotations and events was done)."""
         started = time.perf_counter()
         work: list[tuple[LifecycleRecord, list[Action]]] = []
+        changed = False
         for index, key in enumerate(sorted(batch)):
             result = evaluate_credential(self.inventory, key, now)
             self.stats.evaluations += 1
             if result is None:
-                self.records.pop(key, None)
+                changed |= self.records.pop(key, None) is not None
                 self.schedule.discard(key)
                 self._announced.pop(key, None)
                 self._notify(None, key)
             else:
                 record, actions = result
+                old = self.records.get(key)
+                changed = changed or (
+                    old is None
+                    or old.status != record.status
+                    or old.policies != record.policies
+                    or old.findings != record.findings
+                )
                 self.records[key] = record
                 self.schedule.set(key, record.next_review_at)
                 self._notify(record, key)
@@ -175,10 +187,26 @@ class Reconciler:
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
         if work:
-            await asyncio.gather(*(self._carry_out(record, actions) for record, actions in work))
+            changed = changed or any(
+                not isinstance(action, Annotate | PostEvent)
+                for _, actions in work
+                for action in actions
+            )
+            # a fixed pool of workers over the plans, not a task per credential (the
+            # first pass on a large cluster has work for nearly every one)
+            plans = iter(work)
+
+            async def carry_out_plans() -> None:
+                for record, actions in plans:
+                    await self._carry_out(record, actions)
+
+            await asyncio.gather(
+                *(carry_out_plans() for _ in range(min(self._concurrency, len(work))))
+            )
         self.stats.last_pass_seconds = time.perf_counter() - started
         for pass_listener in self.pass_listeners:
             pass_listener(self.stats.last_pass_seconds, len(batch))
+        return changed
 
     def _notify(self, record: LifecycleRecord | None, key: CredentialKey) -> None:
         for listener in self.listeners:
