@@ -1,0 +1,344 @@
+"""The operator under benchmark, alone in its process, pointed at bench/apiserver.py.
+
+    python bench/run_operator.py --impl credwarden --server http://127.0.0.1:PORT --qps 20
+
+`--impl credwarden` runs the real operator in-process, as `credwarden run` does
+(`credwarden.runner.running` with kopf's default settings plus credwarden's own, and a
+`KubeClient` with the given QPS and burst), logged in to the server without credentials
+as `credwarden.sandbox.operator_on` does. `--impl baseline` runs
+`bench/baseline_operator.py`'s kopf-idiomatic operator instead.
+
+The first stdout line is `{"stats_url": ...}`: a side endpoint that answers
+`GET /stats` (add `?full=1` for the costlier figures) with the process's RSS and peak RSS
+(VmRSS/VmHWM), CPU time, asyncio task count and the operator's own progress counters.
+`import_rss` holds the RSS after each import stage, so the cost of kopf, of the
+`kubernetes` client kopf imports when it is installed, and of credwarden can be told
+apart. `--block-kubernetes-import` makes that import fail (kopf then works without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+IMPORT_RSS: list[tuple[str, int]] = []  # (stage, RSS KiB) in import order
+
+
+def proc_status() -> dict[str, int]:
+    """VmRSS, VmHWM (peak RSS) and friends, in KiB."""
+    values: dict[str, int] = {}
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:", "VmData:")):
+                key, value = line.split(":", 1)
+                values[key] = int(value.split()[0])
+    return values
+
+
+def _stage(name: str) -> None:
+    IMPORT_RSS.append((name, proc_status()["VmRSS"]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--impl", choices=("credwarden", "baseline"), default="credwarden")
+    parser.add_argument("--server", required=True, help="the API server's URL")
+    parser.add_argument("--qps", type=float, default=20.0, help="credwarden's client QPS limit")
+    parser.add_argument("--burst", type=int, default=50, help="credwarden's client burst")
+    parser.add_argument("--timer-interval", type=float, default=60.0, help="baseline timers")
+    parser.add_argument("--stats-port", type=int, default=0)
+    parser.add_argument(
+        "--fix-kopf-toggles",
+        action="store_true",
+        help="patch kopf's ToggleSet to wake its waiters only when its state changes "
+        "(stock kopf wakes every waiting worker on each object indexed at startup: "
+        "O(N^2); see bench/README.md). Only the baseline watches through kopf.",
+    )
+    parser.add_argument("--heartbeat", metavar="NAMESPACE", default="")
+    parser.add_argument("--block-kubernetes-import", action="store_true")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace allocations from the start; /stats?full=1 groups them by package",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-file", default="", help="operator logs (default: stderr)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    _stage("python")
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start(1)
+    if args.block_kubernetes_import:
+        # kopf's thirdparty.py treats an ImportError as "not installed"
+        sys.modules["kubernetes"] = None  # type: ignore[assignment]
+    import asyncio
+
+    import aiohttp  # noqa: F401 (its cost is counted apart from kopf's)
+
+    _stage("aiohttp")
+    import pydantic  # noqa: F401
+
+    _stage("pydantic")
+    import kopf  # noqa: F401
+
+    _stage("kopf (+ kubernetes)" if "kubernetes" in sys.modules else "kopf")
+    from credwarden import controller, runner  # noqa: F401
+
+    _stage("credwarden")
+    if args.fix_kopf_toggles:
+        fix_kopf_toggles()
+    if args.impl == "baseline":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import baseline_operator  # noqa: F401
+
+        _stage("baseline")
+    asyncio.run(run(args))
+
+
+def fix_kopf_toggles() -> None:
+    """Make kopf's startup barrier O(1) per object instead of O(waiting workers).
+
+    kopf (1.45.2, _cogs/aiokits/aiotoggles.py) keeps one "not yet indexed" toggle per
+    object in `operator_indexed = ToggleSet(all)`; every worker, once it has indexed its
+    object, drops its toggle (`drop_toggle` -> `notify_all`) and waits for the set to turn
+    on. Each drop wakes every waiting worker, which re-takes the condition's lock in turn
+    only to find the set still off: N drops x N waiters. Waiters wait only for the set's
+    overall state, so waking them when that state has not changed is useless; this
+    notifies only on a change. Toggle.turn_to (peering pauses) is left as it is.
+    """
+    from kopf._cogs.aiokits import aiotoggles
+
+    toggle_set: Any = aiotoggles.ToggleSet
+
+    async def make_toggle(self: Any, __val: bool = False, *, name: str | None = None) -> Any:
+        toggle = aiotoggles.Toggle(__val, name=name, condition=self._condition)
+        async with self._condition:
+            before = self.is_on()
+            self._toggles.add(toggle)
+            if self.is_on() != before:
+                self._condition.notify_all()
+        return toggle
+
+    async def drop_toggles(self: Any, toggles: Any) -> None:
+        async with self._condition:
+            before = self.is_on()
+            self._toggles.difference_update(toggles)
+            if self.is_on() != before:
+                self._condition.notify_all()
+
+    async def drop_toggle(self: Any, toggle: Any) -> None:
+        await drop_toggles(self, (toggle,))
+
+    toggle_set.make_toggle = make_toggle
+    toggle_set.drop_toggle = drop_toggle
+    toggle_set.drop_toggles = drop_toggles
+
+
+class Probe:
+    """What /stats reports."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.started = time.time()
+        self.state: Any = None  # credwarden's OperatorState
+        # when every credential listed at startup had been evaluated once (the first
+        # pass evaluates all of them before it carries out any plan)
+        self.all_evaluated_at: float | None = None
+        self.first_pass_done_at: float | None = None
+
+    def on_evaluated(self, _record: Any, _key: Any) -> None:
+        # one call per evaluation (not removed: the reconciler iterates its listeners)
+        if self.all_evaluated_at is not None:
+            return
+        state = self.state
+        if state.reconciler.stats.evaluations >= len(state.inventory):
+            self.all_evaluated_at = time.time()
+
+    def on_pass(self, _seconds: float, _count: int) -> None:
+        if self.first_pass_done_at is None and self.all_evaluated_at is not None:
+            self.first_pass_done_at = time.time()
+
+    def stats(self, full: bool) -> dict[str, Any]:
+        import asyncio
+        import resource
+
+        status = proc_status()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        stats: dict[str, Any] = {
+            "time": time.time(),
+            "impl": self.args.impl,
+            "rss_kib": status["VmRSS"],
+            "peak_rss_kib": status["VmHWM"],
+            "rss_anon_kib": status.get("RssAnon"),
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "cpu_user_seconds": usage.ru_utime,
+            "asyncio_tasks": len(asyncio.all_tasks()),
+            "kubernetes_imported": "kubernetes" in sys.modules
+            and sys.modules["kubernetes"] is not None,
+            "import_rss_kib": IMPORT_RSS,
+        }
+        if self.state is not None:
+            state = self.state
+            reconciler = state.reconciler
+            stats.update(
+                ready=reconciler.ready.is_set(),
+                converged=reconciler.converged.is_set(),
+                evaluations=reconciler.stats.evaluations,
+                inventory_credentials=len(state.inventory),
+                records=len(reconciler.records),
+                all_evaluated_at=self.all_evaluated_at,
+                first_pass_done_at=self.first_pass_done_at,
+                client_requests=state.client.requests,
+                annotation_writes=reconciler.stats.writes,
+                events_posted=reconciler.stats.events_posted,
+                write_errors=reconciler.stats.write_errors,
+            )
+            if full:
+                governed: dict[str, int] = {}
+                for record in reconciler.records.values():
+                    governed[record.status] = governed.get(record.status, 0) + 1
+                stats["records_by_status"] = governed
+        elif self.args.impl == "baseline":
+            import baseline_operator
+
+            stats.update(
+                evaluated=baseline_operator.evaluated_count(),
+                baseline=baseline_operator.baseline_stats(),
+            )
+        if full and self.args.tracemalloc:
+            stats["tracemalloc_by_package"] = traced_by_package()
+        return stats
+
+
+def traced_by_package(top: int = 25) -> list[tuple[str, float]]:
+    """Traced memory still allocated, grouped by the top-level package that allocated it."""
+    import tracemalloc
+
+    totals: dict[str, int] = {}
+    for stat in tracemalloc.take_snapshot().statistics("filename"):
+        filename = stat.traceback[0].filename
+        if "site-packages/" in filename:
+            package = filename.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif "/credwarden/" in filename:
+            package = "credwarden." + Path(filename).stem
+        elif "/bench/" in filename:
+            package = "bench." + Path(filename).stem
+        elif "/lib/python3" in filename:
+            package = "stdlib." + filename.split("/lib/python3", 1)[1].split("/", 2)[1]
+        else:
+            package = filename
+        totals[package] = totals.get(package, 0) + stat.size
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
+    return [(package, round(size / 1024 / 1024, 2)) for package, size in ranked]
+
+
+def release_free_memory() -> None:
+    """gc, then glibc's malloc_trim: the RSS that remains is memory still in use (or
+    pinned by fragmentation), not free memory the allocator kept."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+async def serve_stats(probe: Probe, port: int) -> Any:
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        full = request.query.get("full") in ("1", "true")
+        if request.query.get("trim") in ("1", "true"):
+            release_free_memory()
+        return web.json_response(probe.stats(full))
+
+    app = web.Application()
+    app.router.add_get("/stats", handle)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    server: Any = site._server
+    return runner, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/stats"
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    import logging
+
+    from credwarden import logs
+
+    stream = open(args.log_file, "a", encoding="utf-8") if args.log_file else None  # noqa: SIM115
+    logs.configure("json", level=getattr(logging, args.log_level), stream=stream)
+
+
+async def run(args: argparse.Namespace) -> None:
+    import asyncio
+    import contextlib
+    import json
+    import signal
+
+    probe = Probe(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    configure_logging(args)
+    # the side endpoint starts before kopf, so kopf does not count it among its tasks
+    stats_runner, stats_url = await serve_stats(probe, args.stats_port)
+    print(json.dumps({"stats_url": stats_url, "pid": __import__("os").getpid()}), flush=True)
+    try:
+        if args.impl == "credwarden":
+            await run_credwarden(args, probe, stop)
+        else:
+            import baseline_operator
+
+            await baseline_operator.run_baseline(
+                args.server, stop_flag=stop, timer_interval=args.timer_interval
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            await stats_runner.cleanup()
+
+
+async def run_credwarden(args: argparse.Namespace, probe: Probe, stop: Any) -> None:
+    import asyncio
+
+    import kopf
+
+    from credwarden.controller import OperatorState
+    from credwarden.health import Heartbeat
+    from credwarden.kube import KubeClient
+    from credwarden.runner import running
+
+    heartbeat = Heartbeat(args.heartbeat) if args.heartbeat else None
+    client = KubeClient(qps=args.qps, burst=args.burst)
+    state = OperatorState(client=client, instance="bench", heartbeat=heartbeat)
+    probe.state = state
+    state.reconciler.pass_listeners.append(probe.on_pass)
+    state.reconciler.listeners.append(probe.on_evaluated)
+
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=args.server)
+
+    heartbeat_task: asyncio.Task[None] | None = None
+    async with running(state, login=login) as operator:
+        if heartbeat is not None:
+            heartbeat_task = asyncio.create_task(heartbeat.run(client))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({operator, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if heartbeat_task is not None:
+            heartbeat_task.cancel()
+
+
+if __name__ == "__main__":
+    main()
