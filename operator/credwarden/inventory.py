@@ -23,6 +23,10 @@ from credwarden.facts import (
 from credwarden.immutable import immutable
 
 CLUSTER_ADMIN = "cluster-admin"
+# the facts of any object the inventory holds
+ObjectFacts = (
+    SecretFacts | ServiceAccountFacts | NamespaceFacts | BindingFacts | WorkloadFacts | PolicyFacts
+)
 
 
 @immutable(order=True)
@@ -257,14 +261,7 @@ class Inventory:
     # ---- updates --------------------------------------------------------------------
     def load(
         self,
-        objects: Iterable[
-            SecretFacts
-            | ServiceAccountFacts
-            | NamespaceFacts
-            | BindingFacts
-            | WorkloadFacts
-            | PolicyFacts
-        ],
+        objects: Iterable[ObjectFacts],
     ) -> None:
         """Add many objects at once (an initial listing, a snapshot) without working out
         what each one affects: whoever loads a whole cluster evaluates all of it next.
@@ -274,12 +271,7 @@ class Inventory:
 
     def add(
         self,
-        facts: SecretFacts
-        | ServiceAccountFacts
-        | NamespaceFacts
-        | BindingFacts
-        | WorkloadFacts
-        | PolicyFacts,
+        facts: ObjectFacts,
     ) -> None:
         """`upsert` without working out what the object affects (see `load`)."""
         if isinstance(facts, SecretFacts):
@@ -291,12 +283,7 @@ class Inventory:
 
     def upsert(
         self,
-        facts: SecretFacts
-        | ServiceAccountFacts
-        | NamespaceFacts
-        | BindingFacts
-        | WorkloadFacts
-        | PolicyFacts,
+        facts: ObjectFacts,
     ) -> set[CredentialKey]:
         """Add or replace any object's facts; the credentials whose evaluation may change
         (a policy change affects all of them: the caller re-evaluates everything)."""

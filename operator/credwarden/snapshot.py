@@ -16,12 +16,7 @@ import yaml
 
 from credwarden.facts import (
     WORKLOAD_KINDS,
-    BindingFacts,
-    NamespaceFacts,
     PolicyFacts,
-    SecretFacts,
-    ServiceAccountFacts,
-    WorkloadFacts,
     binding_facts,
     namespace_facts,
     secret_facts,
@@ -29,7 +24,7 @@ from credwarden.facts import (
     workload_facts,
 )
 from credwarden.gcpause import paused_collection
-from credwarden.inventory import CredentialKey, Inventory
+from credwarden.inventory import CredentialKey, Inventory, ObjectFacts
 from credwarden.policies import POLICY_KINDS, policy_from_manifest
 
 OBJECT_KINDS = (
@@ -158,9 +153,7 @@ class Snapshot:
     policies: list[PolicyFacts]
 
 
-Facts = (
-    SecretFacts | ServiceAccountFacts | NamespaceFacts | BindingFacts | WorkloadFacts | PolicyFacts
-)
+Facts = ObjectFacts
 
 
 def facts_of(body: Mapping[str, Any], hash_key: bytes, kind: str | None = None) -> Facts | None:
