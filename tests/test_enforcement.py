@@ -223,6 +223,25 @@ async def test_the_action_budget_stops_a_mass_revocation() -> None:
         assert deleted == 4  # two more in the new "hour", not all three
 
 
+async def test_the_budget_condition_ends_when_its_hour_has_passed() -> None:
+    budget = {**REVOKE, "enforcement": {"budget": {"revocationsPerHour": 1}}}
+    objects = [token("t0"), token("t1"), policy("tokens", budget)]
+
+    def exhausted() -> bool:
+        status = stored(
+            sandbox, "credwarden.io/v1alpha1/clustercredentialpolicies", None, "tokens"
+        ).get("status", {})
+        return any(c["type"] == "BudgetExhausted" for c in status.get("conditions", []))
+
+    async with emulated_cluster(objects) as sandbox, operator_on(sandbox) as state:
+        await wait_until(exhausted, 10)
+        # an hour later, with nothing else happening, the condition goes by itself
+        later = datetime.now(UTC) + timedelta(hours=1, minutes=1)
+        state.reconciler.clock = state.reconciler.enforcer.clock = lambda: later
+        state.reconciler._wake.set()
+        await wait_until(lambda: not exhausted(), 10)
+
+
 # ---- rotate -------------------------------------------------------------------------------
 def _rotation_cluster(**extra: Any) -> list[dict[str, Any]]:
     return [

@@ -106,6 +106,9 @@ class Enforcer:
         self.status_seen = status_seen if status_seen is not None else {}
         # policy -> until when its budget is exhausted (a condition on its status)
         self.exhausted: dict[str, tuple[datetime, str]] = {}
+        # counts changes to what policy status shows of enforcement (actions spent,
+        # budgets exhausted): the reconciler recomputes statuses only when it moves
+        self.changes = 0
 
     # ---- the action budget ------------------------------------------------------------
     def _policy(self, display_name: str) -> PolicyFacts | None:
@@ -127,6 +130,17 @@ class Enforcer:
         while spent and now - spent[0] > BUDGET_WINDOW:
             spent.popleft()
         return spent
+
+    def budgets_reopened(self, now: datetime) -> bool:
+        """Forget budgets whose hour has passed; whether any did (their condition ends)."""
+        reopened = [name for name, (until, _) in self.exhausted.items() if until <= now]
+        for name in reopened:
+            del self.exhausted[name]
+        self.changes += len(reopened)
+        return bool(reopened)
+
+    def next_reopening(self) -> datetime | None:
+        return min((until for until, _ in self.exhausted.values()), default=None)
 
     def recent_actions(self, policy: PolicyFacts) -> dict[str, list[str]]:
         """status.recentActions for a policy (empty kinds left out)."""
@@ -158,6 +172,7 @@ class Enforcer:
             log.warning("action budget of %s not recorded, not acting: %s", policy_name, error)
             return False
         self.status_seen.setdefault(policy.key, {})["recentActions"] = recent
+        self.changes += 1
         return True
 
     async def _budget_exhausted(self, policy_name: str, kind: str, target: CredentialKey) -> None:
@@ -174,6 +189,7 @@ class Enforcer:
             # the first target blocked names the condition until the window ends: naming
             # the latest one would change the policy's status with every pass
             self.exhausted[policy_name] = (until, message)
+            self.changes += 1
             log.warning(message)
             await self._policy_event(policy_name, "Warning", "ActionBudgetExhausted", message)
 

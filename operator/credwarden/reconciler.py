@@ -134,6 +134,8 @@ class Reconciler:
                     first_pass = False
                     gc.freeze()
                 continue
+            if self.enforcer.budgets_reopened(now):
+                self._policies_dirty = True  # a BudgetExhausted condition ends
             if self._policies_dirty:
                 self._policies_dirty = False
                 await self._write_policy_statuses(now)
@@ -141,7 +143,10 @@ class Reconciler:
             self.converged.set()
             self._wake.clear()
             timeout = HEARTBEAT
-            upcoming = self.schedule.next_deadline()
+            upcoming = min(
+                filter(None, (self.schedule.next_deadline(), self.enforcer.next_reopening())),
+                default=None,
+            )
             if upcoming is not None:
                 timeout = min(timeout, max(0.0, (upcoming - self.clock()).total_seconds()))
             # asyncio.timeout, not wait_for: in 3.11, wait_for swallows a cancellation that
@@ -153,7 +158,7 @@ class Reconciler:
     async def _reconcile(self, batch: set[CredentialKey], now: datetime) -> bool:
         """Evaluate the batch and carry out the plans; whether any policy's status may
         have changed (a credential came, went or changed status, policies or findings, or
-        something beyond annotations and events was done)."""
+        the enforcer spent or exhausted a budget)."""
         started = time.perf_counter()
         work: list[tuple[LifecycleRecord, list[Action]]] = []
         changed = False
@@ -186,12 +191,8 @@ class Reconciler:
                         work.append((record, actions))
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
+        enforced = self.enforcer.changes
         if work:
-            changed = changed or any(
-                not isinstance(action, Annotate | PostEvent)
-                for _, actions in work
-                for action in actions
-            )
             # a fixed pool of workers over the plans, not a task per credential (the
             # first pass on a large cluster has work for nearly every one)
             plans = iter(work)
@@ -206,7 +207,7 @@ class Reconciler:
         self.stats.last_pass_seconds = time.perf_counter() - started
         for pass_listener in self.pass_listeners:
             pass_listener(self.stats.last_pass_seconds, len(batch))
-        return changed
+        return changed or self.enforcer.changes != enforced
 
     def _notify(self, record: LifecycleRecord | None, key: CredentialKey) -> None:
         for listener in self.listeners:
