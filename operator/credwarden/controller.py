@@ -255,10 +255,12 @@ async def feed(state: OperatorState, namespaces: Sequence[str] = ()) -> None:
                 await _start_reading(kinds, patterns, running, matching, start)
         await _start_reading(kinds, patterns, running, matching, start)  # if not done yet
         state.reconciler.ready.set()
+        if not patterns:
+            # the informers run until cancelled; nothing else to follow
+            await asyncio.gather(*(task for _, task in running.values()))
         while True:
             await asyncio.sleep(1.0)
-            if patterns:
-                _follow_namespaces(state, kinds, running, matching(), start)
+            _follow_namespaces(state, kinds, running, matching(), start)
     finally:
         tasks = [task for _, task in running.values()]
         for task in tasks:
