@@ -378,6 +378,7 @@ class Runner:
             figures["records_by_status"] = full["records_by_status"]
         if "tracemalloc_by_package" in full:
             figures["tracemalloc_by_package_mib"] = full["tracemalloc_by_package"]
+            figures["tracemalloc_top_lines"] = full.get("tracemalloc_top_lines")
         figures["annotated_objects"] = (await get_json(http, f"{writes.url}/bench/summary"))[
             "annotated"
         ]

@@ -216,6 +216,7 @@ class Probe:
             )
         if full and self.args.tracemalloc:
             stats["tracemalloc_by_package"] = traced_by_package()
+            stats["tracemalloc_top_lines"] = traced_top_lines()
         return stats
 
 
@@ -239,6 +240,21 @@ def traced_by_package(top: int = 25) -> list[tuple[str, float]]:
         totals[package] = totals.get(package, 0) + stat.size
     ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
     return [(package, round(size / 1024 / 1024, 2)) for package, size in ranked]
+
+
+def traced_top_lines(top: int = 40) -> list[tuple[str, float, int]]:
+    """The source lines holding the most traced memory: (file:line, MiB, blocks)."""
+    import tracemalloc
+
+    stats = tracemalloc.take_snapshot().statistics("lineno")[:top]
+    return [
+        (
+            f"{Path(stat.traceback[0].filename).name}:{stat.traceback[0].lineno}",
+            round(stat.size / 1024 / 1024, 2),
+            stat.count,
+        )
+        for stat in stats
+    ]
 
 
 def release_free_memory() -> None:

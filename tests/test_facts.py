@@ -121,6 +121,35 @@ def test_meta_keeps_string_labels_and_annotations_and_drops_last_applied() -> No
     assert all(form not in repr(meta) for form in canaries())
 
 
+def _as_received(body: dict[str, object]) -> dict[str, object]:
+    """The body as decoded from its own JSON document: its own copy of every string."""
+    return json.loads(json.dumps(body))  # type: ignore[no-any-return]
+
+
+def test_objects_with_the_same_labels_share_one_read_only_copy() -> None:
+    labels = {"app": "web", "team": "data"}
+    first = meta_of(_as_received({"metadata": {"name": "a", "labels": labels}}))
+    second = meta_of(_as_received({"metadata": {"name": "b", "labels": dict(labels)}}))
+    other = meta_of(_as_received({"metadata": {"name": "c", "labels": {"app": "api"}}}))
+    assert first.labels is second.labels
+    assert dict(first.labels) == labels
+    assert dict(other.labels) == {"app": "api"}
+
+
+def test_values_of_annotations_that_repeat_are_one_copy_and_others_are_kept_as_sent() -> None:
+    from credwarden.engine import MANAGED_ANNOTATIONS, STATUS_ANNOTATION
+    from credwarden.facts import REPEATED_VALUE_ANNOTATIONS
+
+    annotations = {STATUS_ANNOTATION: "NonCompliant", "example.com/note": "written by a person"}
+    first = meta_of(_as_received({"metadata": {"name": "a", "annotations": annotations}}))
+    second = meta_of(_as_received({"metadata": {"name": "b", "annotations": annotations}}))
+    assert first.annotations[STATUS_ANNOTATION] is second.annotations[STATUS_ANNOTATION]
+    assert first.annotations["example.com/note"] is not second.annotations["example.com/note"]
+    assert dict(first.annotations) == annotations
+    # every credwarden annotation whose values repeat is covered; expires-at is mostly unique
+    assert set(MANAGED_ANNOTATIONS) - REPEATED_VALUE_ANNOTATIONS == {"credwarden.io/expires-at"}
+
+
 def test_meta_controller_is_the_owner_reference_with_controller_true() -> None:
     body = {
         "metadata": metadata(

@@ -69,6 +69,42 @@ _intern = sys.intern
 _EMPTY_MAP: Mapping[str, Any] = MappingProxyType({})
 
 
+# Annotations whose values repeat across objects: credwarden's own (status, policy,
+# findings, owner and its source are a handful of values over a whole cluster), Helm's,
+# Argo CD's application, a token's ServiceAccount name. Interned, every object shares one
+# copy (about 250 bytes per credential once credwarden has annotated it). Values of other
+# annotations are mostly unique (timestamps, ids), and interning those would cost more.
+REPEATED_VALUE_ANNOTATIONS = frozenset(
+    {
+        OWNER_ANNOTATION,
+        "credwarden.io/owner-source",
+        "credwarden.io/status",
+        "credwarden.io/policy",
+        "credwarden.io/findings",
+        "credwarden.io/exempt",
+        "meta.helm.sh/release-name",
+        "meta.helm.sh/release-namespace",
+        "argocd.argoproj.io/instance",
+        SA_NAME_ANNOTATION,
+    }
+)
+# Label sets repeat too (every object of an app carries the same ones): one dict per
+# distinct set, shared read-only by the facts of every object that carries it. Bounded:
+# when full it starts over (objects already read keep their dict; sharing resumes).
+_LABEL_SETS: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+_LABEL_SETS_SIZE = 1 << 16
+
+
+def _shared_labels(labels: dict[str, str]) -> Mapping[str, str]:
+    items = tuple(labels.items())
+    shared = _LABEL_SETS.get(items)
+    if shared is None:
+        if len(_LABEL_SETS) >= _LABEL_SETS_SIZE:
+            _LABEL_SETS.clear()
+        shared = _LABEL_SETS[items] = labels
+    return shared
+
+
 def _interned(value: Any) -> str:
     """A string field that repeats across objects (namespace, type, kind, manager): one
     copy for all of them. Every object arrives from its own JSON document, so without
@@ -166,7 +202,9 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
     found = get("annotations")
     if found and isinstance(found, dict):
         kept = {
-            _intern(str(k)): v for k, v in found.items() if type(v) is str or isinstance(v, str)
+            _intern(str(k)): _intern(str(v)) if k in REPEATED_VALUE_ANNOTATIONS else v
+            for k, v in found.items()
+            if type(v) is str or isinstance(v, str)
         }
         kept.pop(LAST_APPLIED, None)
         if kept:
@@ -180,7 +218,7 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
             if type(v) is str or isinstance(v, str)
         }
         if kept:
-            labels = kept
+            labels = _shared_labels(kept)
     found = get("ownerReferences")
     if found and isinstance(found, list):
         owners: tuple[OwnerRef, ...] = tuple(

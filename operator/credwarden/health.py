@@ -70,7 +70,7 @@ class Heartbeat:
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             try:
                 try:
-                    await client.annotate(path, {HEARTBEAT_ANNOTATION: stamp})
+                    await client.annotate(path, {HEARTBEAT_ANNOTATION: stamp}, parse=False)
                 except NotFound:
                     await client.request(
                         "POST",

@@ -136,7 +136,11 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
+        parse: bool = True,
     ) -> Any:
+        """The response's JSON body, or None without `parse` (a write whose result the
+        caller ignores: parsing a whole Secret per annotation or Event was most of the
+        operator's transient garbage on a first start)."""
         attempts = len(self.backoffs) + 1
         relogged = False
         for attempt in range(attempts):
@@ -153,10 +157,14 @@ class KubeClient:
                     headers={"Content-Type": content_type, "Accept": "application/json"},
                     params=params,
                 ) as response:
-                    text = await response.text()
                     if response.status < 400:
                         self.last_success = time.monotonic()
+                        if not parse:
+                            await response.release()
+                            return None
+                        text = await response.text()
                         return json.loads(text) if text else None
+                    text = await response.text()
                     message = _status_message(text)
                     self._error(method, str(response.status))
                     if response.status == 401 and self.relogin is not None and not relogged:
@@ -189,13 +197,14 @@ class KubeClient:
     async def get(self, path: str) -> Any:
         return await self.request("GET", path)
 
-    async def merge_patch(self, path: str, patch: Mapping[str, Any]) -> Any:
+    async def merge_patch(self, path: str, patch: Mapping[str, Any], *, parse: bool = True) -> Any:
         return await self.request(
             "PATCH",
             path,
             body=patch,
             content_type=MERGE_PATCH,
             params={"fieldManager": FIELD_MANAGER},
+            parse=parse,
         )
 
     async def annotate(
@@ -204,12 +213,13 @@ class KubeClient:
         annotations: Mapping[str, str | None],
         *,
         resource_version: str | None = None,
+        parse: bool = True,
     ) -> Any:
         """Set (or, with None, remove) annotations; with a resourceVersion lock if given."""
         metadata: dict[str, Any] = {"annotations": dict(annotations)}
         if resource_version:
             metadata["resourceVersion"] = resource_version
-        return await self.merge_patch(path, {"metadata": metadata})
+        return await self.merge_patch(path, {"metadata": metadata}, parse=parse)
 
     async def delete(
         self, path: str, *, uid: str | None = None, resource_version: str | None = None
@@ -232,7 +242,7 @@ class KubeClient:
         reason: str,
         message: str,
         instance: str = "",
-    ) -> Any:
+    ) -> None:
         """A core/v1 Event, named as client-go names them (no generateName round trip)."""
         # Events of cluster-scoped objects go to `default`, as kubectl looks for them there
         namespace = involved.get("namespace") or "default"
@@ -252,7 +262,7 @@ class KubeClient:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        return await self.request("POST", f"/api/v1/namespaces/{namespace}/events", body=body)
+        await self.request("POST", f"/api/v1/namespaces/{namespace}/events", body=body, parse=False)
 
 
 def _status_message(text: str) -> str:

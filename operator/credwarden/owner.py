@@ -9,6 +9,7 @@ Argo CD; for a token Secret, its ServiceAccount's owner; the namespace's
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from credwarden.facts import OWNER_ANNOTATION as OWNER_ANNOTATION  # re-exported
@@ -23,6 +24,9 @@ ARGOCD_TRACKING = "argocd.argoproj.io/tracking-id"
 ARGOCD_INSTANCE = "argocd.argoproj.io/instance"
 
 Owner = tuple[str | None, str | None]
+# Owners and sources built here repeat across a cluster's credentials (a team, a Helm
+# release): interned, every record shares one copy of each.
+_intern = sys.intern
 
 
 def explicit_owner(meta: Meta) -> str | None:
@@ -48,22 +52,22 @@ def _own_owner(meta: Meta, annotation_keys: Sequence[str], label_keys: Sequence[
         return explicit, "annotation"
     for key in annotation_keys:
         if value := meta.annotations.get(key):
-            return value, f"annotation:{key}"
+            return value, _intern(f"annotation:{key}")
     for key in label_keys:
         if value := meta.labels.get(key):
-            return value, f"label:{key}"
+            return value, _intern(f"label:{key}")
     controller = meta.controller
     if controller is not None and controller.kind and controller.name:
-        return f"{controller.kind}/{controller.name}", "ownerReference"
+        return _intern(f"{controller.kind}/{controller.name}"), "ownerReference"
     # cert-manager sets no ownerReference by default, but names its Certificate
     if certificate := meta.annotations.get(CERT_MANAGER_CERTIFICATE):
-        return f"Certificate/{certificate}", "cert-manager"
+        return _intern(f"Certificate/{certificate}"), "cert-manager"
     if release := meta.annotations.get(HELM_RELEASE):
-        return f"helm:{release}", "helm"
+        return _intern(f"helm:{release}"), "helm"
     if tracking := meta.annotations.get(ARGOCD_TRACKING):
-        return f"argocd:{tracking.split(':', 1)[0]}", "argocd"
+        return _intern(f"argocd:{tracking.split(':', 1)[0]}"), "argocd"
     if instance := meta.labels.get(ARGOCD_INSTANCE):
-        return f"argocd:{instance}", "argocd"
+        return _intern(f"argocd:{instance}"), "argocd"
     return None, None
 
 

@@ -132,6 +132,8 @@ class Reconciler:
                     # the inventory and records of the first listing live as long as the
                     # process and hold no cycles: keep the cyclic GC from re-walking them
                     first_pass = False
+                    # collect first: garbage still uncollected would be frozen for good
+                    gc.collect()
                     gc.freeze()
                 continue
             if self.enforcer.budgets_reopened(now):
@@ -163,6 +165,11 @@ class Reconciler:
         work: list[tuple[LifecycleRecord, list[Action]]] = []
         changed = False
         for index, key in enumerate(sorted(batch)):
+            old = self.records.get(key)
+            if old is not None:
+                # one key object per credential however often it is evaluated again (the
+                # schedule's heap and the records hold it; a copy each time adds up)
+                key = old.key
             result = evaluate_credential(self.inventory, key, now)
             self.stats.evaluations += 1
             if result is None:
@@ -172,7 +179,6 @@ class Reconciler:
                 self._notify(None, key)
             else:
                 record, actions = result
-                old = self.records.get(key)
                 changed = changed or (
                     old is None
                     or old.status != record.status
@@ -282,6 +288,7 @@ class Reconciler:
                 path_of(key.kind, key.namespace, key.name),
                 changes,
                 resource_version=facts.meta.resource_version,
+                parse=False,
             )
         except Conflict:
             # changed since we read it: the watch brings the new version; look again soon
@@ -370,7 +377,7 @@ class Reconciler:
             kind, namespace, name = key
             try:
                 await self.client.merge_patch(
-                    path_of(kind, namespace, name, "status"), {"status": desired}
+                    path_of(kind, namespace, name, "status"), {"status": desired}, parse=False
                 )
             except NotFound:
                 continue

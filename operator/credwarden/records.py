@@ -67,7 +67,17 @@ class Finding:
 
     @classmethod
     def of(cls, rule: str, message: str) -> Finding:
-        return cls(rule, RULES[rule][0], message)
+        if rule in _DATED_RULES:
+            return cls(rule, RULES[rule][0], message)
+        # Most messages repeat across credentials ("no owner: ... (policy p)"): the
+        # operator keeps a record per credential for as long as it runs, so equal
+        # findings share one object and one message. Bounded: when full it starts over.
+        shared = _SHARED_FINDINGS.get((rule, message))
+        if shared is None:
+            if len(_SHARED_FINDINGS) >= _SHARED_FINDINGS_SIZE:
+                _SHARED_FINDINGS.clear()
+            shared = _SHARED_FINDINGS[(rule, message)] = cls(rule, RULES[rule][0], message)
+        return shared
 
     @property
     def reason(self) -> str:
@@ -75,6 +85,12 @@ class Finding:
 
     def to_json(self) -> dict[str, str]:
         return {"rule": self.rule, "severity": self.severity, "message": self.message}
+
+
+# rules whose messages name an instant: as good as unique, not worth sharing
+_DATED_RULES = frozenset({"long-lived-token", "credential-expired", "credential-expiring"})
+_SHARED_FINDINGS: dict[tuple[str, str], Finding] = {}
+_SHARED_FINDINGS_SIZE = 1 << 14
 
 
 @immutable(order=True)
