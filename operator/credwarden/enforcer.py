@@ -20,6 +20,7 @@ in `-previous` at every moment, and nothing is rotated twice.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -109,6 +110,13 @@ class Enforcer:
         # counts changes to what policy status shows of enforcement (actions spent,
         # budgets exhausted): the reconciler recomputes statuses only when it moves
         self.changes = 0
+        # per policy, held around every write of its status: the budget's record
+        # (recentActions) and the reconciler's status writes, which run concurrently,
+        # then reach the API server in the order they were computed
+        self._status_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        # credential -> the resourceVersion the last write of an action left it at: the
+        # reconciler takes it (`version_left`) to annotate the credential on that version
+        self._versions_left: dict[CredentialKey, str] = {}
 
     # ---- the action budget ------------------------------------------------------------
     def _policy(self, display_name: str) -> PolicyFacts | None:
@@ -130,6 +138,10 @@ class Enforcer:
         while spent and now - spent[0] > BUDGET_WINDOW:
             spent.popleft()
         return spent
+
+    def status_lock(self, policy: tuple[str, str, str]) -> asyncio.Lock:
+        """Held while a policy's status is computed and written (by its key)."""
+        return self._status_locks.setdefault(policy, asyncio.Lock())
 
     def budgets_reopened(self, now: datetime) -> bool:
         """Forget budgets whose hour has passed; whether any did (their condition ends)."""
@@ -156,22 +168,23 @@ class Enforcer:
             return False
         budget = policy.spec.enforcement.budget
         limit = budget.revocationsPerHour if kind == "revocations" else budget.rotationsPerHour
-        spent = self._spent_on(policy, kind)
-        if len(spent) >= limit:
-            return False
-        spent.append(self.clock())
-        # recorded before acting: a crash after the action still counts it
-        recent = self.recent_actions(policy)
-        try:
-            await self.client.merge_patch(
-                path_of(policy.kind, policy.namespace, policy.name, "status"),
-                {"status": {"recentActions": {kind: recent.get(kind, [])}}},
-            )
-        except ApiError as error:
-            spent.pop()
-            log.warning("action budget of %s not recorded, not acting: %s", policy_name, error)
-            return False
-        self.status_seen.setdefault(policy.key, {})["recentActions"] = recent
+        async with self.status_lock(policy.key):
+            spent = self._spent_on(policy, kind)
+            if len(spent) >= limit:
+                return False
+            spent.append(self.clock())
+            # recorded before acting: a crash after the action still counts it
+            recent = self.recent_actions(policy)
+            try:
+                await self.client.merge_patch(
+                    path_of(policy.kind, policy.namespace, policy.name, "status"),
+                    {"status": {"recentActions": {kind: recent.get(kind, [])}}},
+                )
+            except ApiError as error:
+                spent.pop()
+                log.warning("action budget of %s not recorded, not acting: %s", policy_name, error)
+                return False
+            self.status_seen.setdefault(policy.key, {})["recentActions"] = recent
         self.changes += 1
         return True
 
@@ -237,6 +250,16 @@ class Enforcer:
         """An action is told on the credential and on the policy: what, why, which, when."""
         await self._credential_event(record, type_, reason, message)
         await self._policy_event(policy, type_, reason, f"{record.key}: {message}")
+
+    def _left_at(self, key: CredentialKey, written: Any) -> None:
+        version = ((written or {}).get("metadata") or {}).get("resourceVersion")
+        if isinstance(version, str):
+            self._versions_left[key] = version
+
+    def version_left(self, key: CredentialKey) -> str | None:
+        """The resourceVersion the actions carried out since the last call left the
+        credential at; None when they wrote nothing to it."""
+        return self._versions_left.pop(key, None)
 
     # ---- dispatch ---------------------------------------------------------------------
     async def carry_out(self, record: LifecycleRecord, action: Action) -> bool:
@@ -534,9 +557,10 @@ class Enforcer:
         key = record.key
         marker = f"{key.name}@{action.rotation_id}"
         restarted = await self._roll(key.namespace, action.workloads, marker)
-        await self.client.annotate(
+        written = await self.client.annotate(
             path_of("Secret", key.namespace, key.name), {RESTART_PENDING: None}
         )
+        self._left_at(key, written)
         if restarted:
             await self._credential_event(
                 record,
@@ -621,9 +645,10 @@ class Enforcer:
                     "status": {"conditions": conditions},
                 },
             )
-        await self.client.annotate(
+        written = await self.client.annotate(
             path_of("Secret", key.namespace, key.name), {REFRESH_REQUESTED: rfc3339(now)}
         )
+        self._left_at(key, written)
         self._notify("rotation", action.policy, "requested")
         await self._record(
             record,

@@ -10,11 +10,13 @@ limit, and retries on the failures a real API server produces (429 with Retry-Af
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,8 +58,28 @@ def credentials_from(info: Any) -> Credentials:
     return Credentials(info.server.rstrip("/"), dict(info.as_http_headers()), context)
 
 
+# set while carrying out background work (the backlog of a first start): its requests
+# give way to every other request waiting for the rate limit
+_background = contextvars.ContextVar("credwarden_background_requests", default=False)
+
+
+@contextlib.contextmanager
+def background() -> Iterator[None]:
+    """Requests made inside this block (in this task) wait for their token behind the
+    others: fresh writes, watches and status writes are not queued behind a backlog."""
+    token = _background.set(True)
+    try:
+        yield
+    finally:
+        _background.reset(token)
+
+
 class RateLimiter:
-    """A token bucket: `qps` requests per second on average, bursts up to `burst`."""
+    """A token bucket: `qps` requests per second on average, bursts up to `burst`.
+
+    Waiting requests get tokens first come, first served, except background ones
+    (`background()`): only one of those queues for a token at a time, so any other
+    request waits behind at most one of them."""
 
     def __init__(self, qps: float, burst: int) -> None:
         self.qps = qps
@@ -65,10 +87,18 @@ class RateLimiter:
         self._tokens = float(self.burst)
         self._last = time.monotonic()
         self._lock = asyncio.Lock()
+        self._background_turn = asyncio.Lock()
 
     async def acquire(self) -> None:
         if self.qps <= 0:
             return
+        if _background.get():
+            async with self._background_turn:
+                await self._take()
+        else:
+            await self._take()
+
+    async def _take(self) -> None:
         async with self._lock:
             while True:
                 now = time.monotonic()

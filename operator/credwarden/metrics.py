@@ -197,7 +197,7 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         "credwarden_reconcile_duration_seconds",
         "histogram",
-        "Duration of one reconcile pass (evaluate a batch, carry out its plan).",
+        "Duration of one reconcile pass (evaluate a batch, queue its plans).",
         (),
     ),
     Family(

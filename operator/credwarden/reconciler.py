@@ -1,8 +1,18 @@
-"""The reconcile loop: evaluate what changed or fell due, carry out the plan, keep status.
+"""The reconcile loop: evaluate what changed or fell due, queue the plans, keep status.
 
-One task does all of it. Watch handlers only update the inventory and mark credentials
-dirty; deadlines sit in one heap. Nothing runs before every watched kind has been listed
-once (an evaluation on a half-read cluster would flap annotations and events).
+One loop evaluates. Watch handlers only update the inventory and mark credentials dirty;
+deadlines sit in one heap. Nothing runs before every watched kind has been listed once
+(an evaluation on a half-read cluster would flap annotations and events).
+
+Evaluation never waits for a write. Each credential's plan (annotations, Events,
+enforcement) goes to the write queue (`writequeue`), newest plan per credential, and a
+fixed pool of workers carries the plans out, fresh changes before the backlog of a pass
+over every credential (the first start). Policy statuses come from per-policy tallies kept
+as records change (`tallies`); one more task writes them, at most once a second.
+
+`converged` is set while nothing waits to be evaluated, no plan waits or is being
+carried out, and every policy's status is written: the demo, the tests and the
+benchmark wait on it.
 """
 
 from __future__ import annotations
@@ -20,14 +30,21 @@ from typing import Any
 from credwarden import logs
 from credwarden.enforcer import Enforcer
 from credwarden.engine import evaluate_credential
+from credwarden.facts import PolicyFacts
 from credwarden.inventory import CredentialKey, Inventory
-from credwarden.kube import ApiError, Conflict, KubeClient, NotFound, involved_object, path_of
+from credwarden.kube import (
+    ApiError,
+    Conflict,
+    KubeClient,
+    NotFound,
+    background,
+    involved_object,
+    path_of,
+)
 from credwarden.records import (
     COMPLIANT,
     EXPIRING,
     NON_COMPLIANT,
-    STATUS_ORDER,
-    Action,
     Annotate,
     LifecycleRecord,
     PostEvent,
@@ -35,6 +52,8 @@ from credwarden.records import (
     rfc3339,
 )
 from credwarden.schedule import DeadlineSchedule
+from credwarden.tallies import TalliedRecords
+from credwarden.writequeue import Lane, Plan, WriteQueue
 
 log = logging.getLogger("credwarden.reconciler")
 
@@ -42,6 +61,12 @@ YIELD_EVERY = 200  # evaluations between yields to the event loop (watches keep 
 HEARTBEAT = 30.0  # the loop wakes at least this often
 RETRY_AFTER_CONFLICT = timedelta(seconds=5)
 WORST_OFFENDERS = 10
+# seconds between two passes writing policy statuses: a burst of changes (a first start,
+# a namespace of new Secrets) rewrites each policy's status about once a second, not once
+# per change; the first pass after a quiet second starts at once
+STATUS_INTERVAL = 1.0
+
+PolicyKey = tuple[str, str, str]
 
 
 def utcnow() -> datetime:
@@ -73,28 +98,38 @@ class Reconciler:
         self.client = client
         self.clock = clock
         self.instance = instance
-        self.records: dict[CredentialKey, LifecycleRecord] = {}
+        self.records = TalliedRecords()
         # policy key -> its status as last seen on the cluster (to write only on change)
-        self.policy_status_seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.policy_status_seen: dict[PolicyKey, dict[str, Any]] = {}
         self.enforcer = Enforcer(
             inventory, client, clock=clock, instance=instance, status_seen=self.policy_status_seen
         )
         self.schedule = DeadlineSchedule()
+        self.queue = WriteQueue()
         self.stats = ReconcileStats()
         self.ready = asyncio.Event()
         self.converged = asyncio.Event()
         self.last_tick = time.monotonic()
         self.listeners: list[Callable[[LifecycleRecord | None, CredentialKey], None]] = []
-        # (seconds, credentials evaluated) after every reconcile pass: the metrics' histogram
+        # (seconds, credentials evaluated) after every evaluation pass: the metrics' histogram
         self.pass_listeners: list[Callable[[float, int], None]] = []
         self._dirty: set[CredentialKey] = set()
-        self._policies_dirty = True
+        # marked by a pass over every credential (the first, or after a policy changed):
+        # their plans queue in the backlog lane, behind fresh changes
+        self._dirty_in_bulk: set[CredentialKey] = set()
+        # marked while their plan was being carried out: evaluated once it is done
+        self._deferred: dict[CredentialKey, Lane] = {}
         self._wake = asyncio.Event()
         self._concurrency = concurrency
-        self._semaphore = asyncio.Semaphore(concurrency)
         # Event reasons already posted for a credential whose annotations (which record
         # them) have not come back through the watch yet
         self._announced: dict[CredentialKey, set[str]] = {}
+        # policy statuses: stale when what they show may have changed since last written
+        self._statuses_stale = True
+        self._statuses_writing = False
+        self._status_changes_seen = (-1, -1)  # (records.changes, enforcer.changes)
+        self._last_status_pass = float("-inf")
+        self._status_pass_due = asyncio.Event()
 
     # ---- inputs from the watches ----------------------------------------------------
     def mark(self, keys: Iterable[CredentialKey]) -> None:
@@ -104,30 +139,50 @@ class Reconciler:
             self.converged.clear()
             self._wake.set()
 
-    def policies_changed(self) -> None:
-        self._policies_dirty = True
-        self.mark(self.inventory.credentials())
+    def mark_all(self) -> None:
+        """Evaluate every credential again; their plans queue behind fresh changes."""
+        self._mark_in(Lane.BACKLOG, self.inventory.credentials())
+
+    def _mark_in(self, lane: Lane, keys: Iterable[CredentialKey]) -> None:
+        if lane is Lane.FRESH:
+            self.mark(keys)
+            return
+        self._dirty_in_bulk.update(keys)
         self.converged.clear()
         self._wake.set()
+
+    def policies_changed(self) -> None:
+        self._statuses_stale = True
+        self.mark_all()
 
     def forget(self, keys: Iterable[CredentialKey]) -> None:
         """Credentials that left the cluster: re-evaluate (drops them) and unschedule."""
         self.mark(keys)
 
-    # ---- the loop -------------------------------------------------------------------
+    # ---- the tasks ------------------------------------------------------------------
     async def run(self) -> None:
+        """Evaluate, carry out plans and write statuses until cancelled."""
         await self.ready.wait()
         log.info("inventory listed: %d credentials; reconciling", len(self.inventory))
-        self.mark(self.inventory.credentials())
-        first_pass = True
+        self.mark_all()
+        # a fixed number of tasks whatever the number of credentials; cancelling run()
+        # cancels them all
+        async with asyncio.TaskGroup() as tasks:
+            for number in range(self._concurrency):
+                tasks.create_task(self._carry_out_plans(), name=f"credwarden-writer-{number}")
+            tasks.create_task(self._keep_policy_statuses(), name="credwarden-policy-status")
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        first_pass = first_start = True
         while True:
             self.last_tick = time.monotonic()
             now = self.clock()
             self.mark(self.schedule.pop_due(now))
-            if self._dirty:
-                batch, self._dirty = self._dirty, set()
-                if await self._reconcile(batch, now):
-                    self._policies_dirty = True
+            if self._dirty or self._dirty_in_bulk:
+                fresh, self._dirty = self._dirty, set()
+                bulk, self._dirty_in_bulk = self._dirty_in_bulk - fresh, set()
+                await self._evaluate(fresh, bulk, now)
                 if first_pass:
                     # the inventory and records of the first listing live as long as the
                     # process and hold no cycles: keep the cyclic GC from re-walking them
@@ -136,15 +191,16 @@ class Reconciler:
                     gc.collect()
                     gc.freeze()
                 continue
-            if self.enforcer.budgets_reopened(now):
-                self._policies_dirty = True  # a BudgetExhausted condition ends
-            if self._policies_dirty:
-                self._policies_dirty = False
-                await self._write_policy_statuses(now)
-                continue
-            self.converged.set()
+            self.enforcer.budgets_reopened(now)  # a BudgetExhausted condition ends
+            timeout = self._start_status_pass()
+            if not (self._statuses_stale or self._statuses_writing or self.queue.busy):
+                self.converged.set()
+                if first_start:
+                    # and the facts and records the first start's writes brought back
+                    # through the watches
+                    first_start = False
+                    gc.freeze()
             self._wake.clear()
-            timeout = HEARTBEAT
             upcoming = min(
                 filter(None, (self.schedule.next_deadline(), self.enforcer.next_reopening())),
                 default=None,
@@ -157,14 +213,20 @@ class Reconciler:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
 
-    async def _reconcile(self, batch: set[CredentialKey], now: datetime) -> bool:
-        """Evaluate the batch and carry out the plans; whether any policy's status may
-        have changed (a credential came, went or changed status, policies or findings, or
-        the enforcer spent or exhausted a budget)."""
+    async def _evaluate(
+        self, fresh: set[CredentialKey], bulk: set[CredentialKey], now: datetime
+    ) -> None:
+        """Evaluate the credentials, keep their records and queue their plans (those of
+        `bulk` in the backlog lane)."""
         started = time.perf_counter()
-        work: list[tuple[LifecycleRecord, list[Action]]] = []
-        changed = False
-        for index, key in enumerate(sorted(batch)):
+        keys = [*sorted(fresh), *sorted(bulk)]
+        for index, key in enumerate(keys):
+            lane = Lane.FRESH if index < len(fresh) else Lane.BACKLOG
+            if self.queue.carrying_out(key):
+                # evaluated once its plan is done: evaluated now, it would be planned
+                # again from a version the plan's own writes are replacing
+                self._deferred[key] = min(lane, self._deferred.get(key, lane))
+                continue
             old = self.records.get(key)
             if old is not None:
                 # one key object per credential however often it is evaluated again (the
@@ -173,84 +235,97 @@ class Reconciler:
             result = evaluate_credential(self.inventory, key, now)
             self.stats.evaluations += 1
             if result is None:
-                changed |= self.records.pop(key, None) is not None
+                self.records.pop(key, None)
                 self.schedule.discard(key)
                 self._announced.pop(key, None)
+                self.queue.drop(key)  # its plan would write to an object that is gone
                 self._notify(None, key)
             else:
                 record, actions = result
-                changed = changed or (
-                    old is None
-                    or old.status != record.status
-                    or old.policies != record.policies
-                    or old.findings != record.findings
-                )
                 self.records[key] = record
                 self.schedule.set(key, record.next_review_at)
                 self._notify(record, key)
-                if any(isinstance(action, Annotate) for action in actions):
-                    work.append((record, actions))
-                else:
+                if not any(isinstance(action, Annotate) for action in actions):
                     # the object carries what we announced: nothing is pending any more
                     self._announced.pop(key, None)
-                    if actions:
-                        work.append((record, actions))
+                if actions:
+                    self.queue.put(Plan(record, actions, self._version_of(key), lane))
+                else:
+                    self.queue.drop(key)  # the object already shows what it should
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
-        enforced = self.enforcer.changes
-        if work:
-            # a fixed pool of workers over the plans, not a task per credential (the
-            # first pass on a large cluster has work for nearly every one)
-            plans = iter(work)
-
-            async def carry_out_plans() -> None:
-                for record, actions in plans:
-                    await self._carry_out(record, actions)
-
-            await asyncio.gather(
-                *(carry_out_plans() for _ in range(min(self._concurrency, len(work))))
-            )
         self.stats.last_pass_seconds = time.perf_counter() - started
         for pass_listener in self.pass_listeners:
-            pass_listener(self.stats.last_pass_seconds, len(batch))
-        return changed or self.enforcer.changes != enforced
+            pass_listener(self.stats.last_pass_seconds, len(keys))
+
+    def _version_of(self, key: CredentialKey) -> str:
+        facts = self.inventory.facts_of(key)
+        return facts.meta.resource_version if facts else ""
 
     def _notify(self, record: LifecycleRecord | None, key: CredentialKey) -> None:
         for listener in self.listeners:
             listener(record, key)
 
-    # ---- carrying out a plan ----------------------------------------------------------
-    async def _carry_out(self, record: LifecycleRecord, actions: list[Action]) -> None:
-        async with self._semaphore:
-            key = record.key
-            announced = self._announced.setdefault(key, set())
-            for action in actions:
-                if isinstance(action, PostEvent) and action.reason not in announced:
-                    await self._post_event(record, action)
-                    announced.add(action.reason)
-            gone = False
-            for action in actions:
-                if isinstance(action, Annotate | PostEvent):
-                    continue
-                done = await self.enforcer.carry_out(record, action)
-                if not done:
-                    self.schedule.set(key, self.clock() + RETRY_AFTER_CONFLICT)
-                gone |= done and isinstance(action, Revoke) and action.enforced
-            for action in actions:
-                if isinstance(action, Annotate) and not gone:
-                    # events stay remembered until the watch shows the annotation written:
-                    # until then a re-evaluation from the older version plans them again
-                    await self._annotate(record, action)
+    def _retry_later(self, key: CredentialKey) -> None:
+        """Evaluate the credential again RETRY_AFTER_CONFLICT from now, on a whole second:
+        retries planned within a second (a batch blocked by a spent budget) go together."""
+        when = (self.clock() + RETRY_AFTER_CONFLICT).replace(microsecond=0) + timedelta(seconds=1)
+        earliest = self.schedule.next_deadline()
+        self.schedule.set(key, when)
+        if earliest is None or when < earliest:
+            self._wake.set()  # the loop sleeps until the earliest deadline: now this one
 
-    def _involved(self, record: LifecycleRecord) -> dict[str, str]:
-        facts = self.inventory.facts_of(record.key)
-        version = facts.meta.resource_version if facts else ""
-        return involved_object(record.key, record.uid, version)
+    # ---- carrying out plans (a fixed pool of workers) ------------------------------------
+    async def _carry_out_plans(self) -> None:
+        while True:
+            plan = await self.queue.take()
+            enforced = self.enforcer.changes
+            try:
+                if plan.lane is Lane.BACKLOG:
+                    # its requests give way to fresh plans', the watches' and statuses'
+                    with background():
+                        await self._carry_out(plan)
+                else:
+                    await self._carry_out(plan)
+            finally:
+                self.queue.done(plan.key)
+                lane = self._deferred.pop(plan.key, None)
+                if lane is not None:
+                    self._mark_in(lane, (plan.key,))  # evaluated now, from what was written
+                if not self.queue.busy or self.enforcer.changes != enforced:
+                    self._wake.set()  # converged, or a policy's status has news
 
-    async def _post_event(self, record: LifecycleRecord, event: PostEvent) -> None:
+    async def _carry_out(self, plan: Plan) -> None:
+        """Post the plan's new Events, enforce, then annotate."""
+        record, key = plan.record, plan.key
+        announced = self._announced.setdefault(key, set())
+        for action in plan.actions:
+            if isinstance(action, PostEvent) and action.reason not in announced:
+                await self._post_event(plan, action)
+                announced.add(action.reason)
+        # the annotations are written on the version evaluated, or on the one the plan's
+        # own enforcement left (a rotation): a change by anyone else makes the write fail
+        version = plan.resource_version
+        gone = False
+        for action in plan.actions:
+            if isinstance(action, Annotate | PostEvent):
+                continue
+            done = await self.enforcer.carry_out(record, action)
+            if not done:
+                self._retry_later(key)
+            version = self.enforcer.version_left(key) or version
+            gone |= done and isinstance(action, Revoke) and action.enforced
+        for action in plan.actions:
+            if isinstance(action, Annotate) and not gone:
+                # events stay remembered until the watch shows the annotation written:
+                # until then a re-evaluation from the older version plans them again
+                await self._annotate(record, action, version)
+
+    async def _post_event(self, plan: Plan, event: PostEvent) -> None:
+        record = plan.record
         try:
             await self.client.post_event(
-                self._involved(record),
+                involved_object(record.key, record.uid, plan.resource_version),
                 type_=event.type,
                 reason=event.reason,
                 message=event.message,
@@ -277,22 +352,24 @@ class Reconciler:
             event_type=event.type,
         )
 
-    async def _annotate(self, record: LifecycleRecord, action: Annotate) -> bool:
+    async def _annotate(self, record: LifecycleRecord, action: Annotate, version: str) -> bool:
+        """Write the annotations if the object is still at `version`."""
         key = record.key
         facts = self.inventory.facts_of(key)
         if facts is None or facts.meta.uid != action.uid:
-            return False
+            return False  # gone, or another object by that name now: its own plan follows
         changes: dict[str, str | None] = {**action.set, **dict.fromkeys(action.remove)}
         try:
             await self.client.annotate(
                 path_of(key.kind, key.namespace, key.name),
                 changes,
-                resource_version=facts.meta.resource_version,
+                resource_version=version,
                 parse=False,
             )
         except Conflict:
-            # changed since we read it: the watch brings the new version; look again soon
-            self.schedule.set(key, self.clock() + RETRY_AFTER_CONFLICT)
+            # changed since it was evaluated: the watch brings the new version (and its
+            # plan); should it not, look again soon
+            self._retry_later(key)
             logs.action("annotate", record, result="conflict")
             return False
         except NotFound:
@@ -301,7 +378,7 @@ class Reconciler:
         except ApiError as error:
             self.stats.write_errors += 1
             logs.action("annotate", record, result="error", error=str(error))
-            self.schedule.set(key, self.clock() + RETRY_AFTER_CONFLICT)
+            self._retry_later(key)
             return False
         self.stats.writes += 1
         logs.action(
@@ -315,86 +392,108 @@ class Reconciler:
         return True
 
     # ---- policy status --------------------------------------------------------------
-    def policy_statuses(self, now: datetime) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """Each policy's status as it should be (without lastEvaluated)."""
-        counts: dict[str, list[LifecycleRecord]] = {}
-        for record in self.records.values():
-            for name in record.policies:
-                counts.setdefault(name, []).append(record)
-        statuses: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for policy in self.inventory.policies.values():
-            seen = self.policy_status_seen.get(policy.key, {})
-            if policy.error:
-                ready = _condition(
-                    seen, "False", "InvalidSpec", policy.error, policy.generation, now
-                )
-                statuses[policy.key] = {
-                    "observedGeneration": policy.generation,
-                    "conditions": [ready],
-                }
-                continue
-            governed = counts.get(policy.display_name, [])
-            by_status = {COMPLIANT: 0, EXPIRING: 0, NON_COMPLIANT: 0}
-            for record in governed:
-                if record.status in by_status:
-                    by_status[record.status] += 1
-            worst = sorted(
-                (r for r in governed if r.status in (NON_COMPLIANT, EXPIRING)),
-                key=lambda r: (STATUS_ORDER[r.status], -len(r.findings), r.key),
-            )[:WORST_OFFENDERS]
-            message = f"governs {len(governed)} credentials"
-            statuses[policy.key] = {
-                "observedGeneration": policy.generation,
-                "matched": len(governed),
-                "compliant": by_status[COMPLIANT],
-                "expiring": by_status[EXPIRING],
-                "violating": by_status[NON_COMPLIANT],
-                "worstOffenders": [
-                    {
-                        "kind": r.key.kind,
-                        "namespace": r.key.namespace,
-                        "name": r.key.name,
-                        "status": r.status,
-                        "findings": list(r.rule_ids),
-                    }
-                    for r in worst
-                ],
-                "conditions": [
-                    _condition(seen, "True", "Evaluated", message, policy.generation, now),
-                    *self.enforcer.conditions(policy.display_name),
-                ],
-            }
-            # the action budget's memory (an empty list clears what aged out)
-            recent = self.enforcer.recent_actions(policy)
-            if recent or seen.get("recentActions"):
-                statuses[policy.key]["recentActions"] = {
-                    kind: recent.get(kind, []) for kind in ("revocations", "rotations")
-                }
-        return statuses
+    def _start_status_pass(self) -> float:
+        """Start writing policy statuses if they may have changed and the last pass ended
+        STATUS_INTERVAL ago; the seconds the loop may sleep as far as statuses go."""
+        changes = (self.records.changes, self.enforcer.changes)
+        if changes != self._status_changes_seen:
+            self._status_changes_seen = changes
+            self._statuses_stale = True
+        if not self._statuses_stale or self._statuses_writing:
+            return HEARTBEAT
+        wait = self._last_status_pass + STATUS_INTERVAL - time.monotonic()
+        if wait > 0:
+            return wait
+        self._statuses_stale = False
+        self._statuses_writing = True
+        self._status_pass_due.set()
+        return HEARTBEAT
 
-    async def _write_policy_statuses(self, now: datetime) -> None:
-        for key, desired in self.policy_statuses_to_write(now).items():
-            kind, namespace, name = key
+    async def _keep_policy_statuses(self) -> None:
+        while True:
+            await self._status_pass_due.wait()
+            self._status_pass_due.clear()
             try:
-                await self.client.merge_patch(
-                    path_of(kind, namespace, name, "status"), {"status": desired}, parse=False
-                )
-            except NotFound:
-                continue
-            except ApiError as error:
-                self.stats.write_errors += 1
-                log.warning("status of %s %s not written: %s", kind, name, error)
-                continue
-            self.stats.writes += 1
-            self.policy_status_seen[key] = desired
+                await self._write_policy_statuses()
+            finally:
+                self._last_status_pass = time.monotonic()
+                self._statuses_writing = False
+                self._wake.set()
 
-    def policy_statuses_to_write(self, now: datetime) -> dict[tuple[str, str, str], dict[str, Any]]:
-        changed: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for key, desired in self.policy_statuses(now).items():
-            seen = self.policy_status_seen.get(key, {})
-            if _without(seen, "lastEvaluated") != _without(desired, "lastEvaluated"):
-                changed[key] = {**desired, "lastEvaluated": rfc3339(now)}
-        return changed
+    async def _write_policy_statuses(self) -> None:
+        for key in list(self.inventory.policies):
+            # one policy at a time, evaluation and the watches going on in between; each
+            # costs O(its violating and expiring credentials), compared in C
+            await asyncio.sleep(0)
+            policy = self.inventory.policies.get(key)
+            if policy is None:
+                continue
+            async with self.enforcer.status_lock(key):
+                now = self.clock()
+                desired = self.policy_status(policy, now)
+                seen = self.policy_status_seen.get(key, {})
+                if _without(seen, "lastEvaluated") == _without(desired, "lastEvaluated"):
+                    continue
+                desired["lastEvaluated"] = rfc3339(now)
+                kind, namespace, name = key
+                try:
+                    await self.client.merge_patch(
+                        path_of(kind, namespace, name, "status"),
+                        {"status": desired},
+                        parse=False,
+                    )
+                except NotFound:
+                    continue
+                except ApiError as error:
+                    self.stats.write_errors += 1
+                    log.warning("status of %s %s not written: %s", kind, name, error)
+                    continue
+                self.stats.writes += 1
+                self.policy_status_seen[key] = desired
+
+    def policy_statuses(self, now: datetime) -> dict[PolicyKey, dict[str, Any]]:
+        """Each policy's status as it should be (without lastEvaluated)."""
+        return {
+            policy.key: self.policy_status(policy, now)
+            for policy in self.inventory.policies.values()
+        }
+
+    def policy_status(self, policy: PolicyFacts, now: datetime) -> dict[str, Any]:
+        """A policy's status as it should be (without lastEvaluated), from its tally."""
+        seen = self.policy_status_seen.get(policy.key, {})
+        if policy.error:
+            ready = _condition(seen, "False", "InvalidSpec", policy.error, policy.generation, now)
+            return {"observedGeneration": policy.generation, "conditions": [ready]}
+        tally = self.records.tally(policy.display_name)
+        message = f"governs {tally.matched} credentials"
+        status: dict[str, Any] = {
+            "observedGeneration": policy.generation,
+            "matched": tally.matched,
+            "compliant": tally.by_status[COMPLIANT],
+            "expiring": tally.by_status[EXPIRING],
+            "violating": tally.by_status[NON_COMPLIANT],
+            "worstOffenders": [
+                {
+                    "kind": r.key.kind,
+                    "namespace": r.key.namespace,
+                    "name": r.key.name,
+                    "status": r.status,
+                    "findings": list(r.rule_ids),
+                }
+                for r in tally.worst(WORST_OFFENDERS)
+            ],
+            "conditions": [
+                _condition(seen, "True", "Evaluated", message, policy.generation, now),
+                *self.enforcer.conditions(policy.display_name),
+            ],
+        }
+        # the action budget's memory (an empty list clears what aged out)
+        recent = self.enforcer.recent_actions(policy)
+        if recent or seen.get("recentActions"):
+            status["recentActions"] = {
+                kind: recent.get(kind, []) for kind in ("revocations", "rotations")
+            }
+        return status
 
 
 def _without(status: Mapping[str, Any], *keys: str) -> dict[str, Any]:
