@@ -148,6 +148,30 @@ async def test_a_secret_created_during_a_long_first_start_is_annotated_at_once()
         assert {reason for _, reason in pairs} == {"MissingOwner"}
 
 
+async def test_the_backlog_holds_credentials_not_plans_and_plans_each_when_its_turn_comes() -> None:
+    # a first start on a large cluster queues a write for nearly every credential: the
+    # backlog keeps only which credential (its plan, half a KiB, is made again when
+    # taken), so the operator's memory does not grow with the backlog
+    async with (
+        emulated_cluster(backlog_cluster()) as sandbox,
+        operator_on(sandbox, client=slow_client()),
+    ):
+        emulator = sandbox.emulator
+        await first_pass_evaluated(sandbox)
+        assert sandbox.state is not None
+        queue = sandbox.state.reconciler.queue
+        assert len(queue) > BACKLOG // 2
+        assert queue.planned_ahead == 0
+        await converged(sandbox)
+        assert annotated(emulator) == BACKLOG
+        pairs = event_pairs(emulator)
+        assert len(pairs) == len(set(pairs)) == BACKLOG
+        # planned from the version current at its turn: one patch each, on that version
+        for number in (0, BACKLOG - 1):
+            (patch,) = credwarden_writes(emulator, "secrets", f"s{number:03d}")
+            assert patch.data["metadata"]["annotations"][CW + "status"] == NON_COMPLIANT
+
+
 async def test_a_plan_outdated_while_it_waits_is_never_carried_out() -> None:
     async with (
         emulated_cluster(backlog_cluster()) as sandbox,

@@ -31,6 +31,7 @@ from credwarden import logs
 from credwarden.enforcer import Enforcer
 from credwarden.engine import evaluate_credential
 from credwarden.facts import PolicyFacts
+from credwarden.gcpause import settle_long_lived
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.kube import (
     ApiError,
@@ -45,6 +46,7 @@ from credwarden.records import (
     COMPLIANT,
     EXPIRING,
     NON_COMPLIANT,
+    Action,
     Annotate,
     LifecycleRecord,
     PostEvent,
@@ -199,7 +201,7 @@ class Reconciler:
                     # and the facts and records the first start's writes brought back
                     # through the watches
                     first_start = False
-                    gc.freeze()
+                    settle_long_lived()
             self._wake.clear()
             upcoming = min(
                 filter(None, (self.schedule.next_deadline(), self.enforcer.next_reopening())),
@@ -234,29 +236,54 @@ class Reconciler:
                 key = old.key
             result = evaluate_credential(self.inventory, key, now)
             self.stats.evaluations += 1
+            actions = self._keep(key, result)
             if result is None:
-                self.records.pop(key, None)
-                self.schedule.discard(key)
-                self._announced.pop(key, None)
-                self.queue.drop(key)  # its plan would write to an object that is gone
-                self._notify(None, key)
+                continue
+            if actions:
+                # a backlog entry keeps no actions: its plan is made again when its turn
+                # comes, from the version current then (a first start's backlog would
+                # otherwise hold a plan per credential, half a KiB each, for hours)
+                planned = actions if lane is Lane.FRESH else None
+                self.queue.put(Plan(result[0], planned, self._version_of(key), lane))
             else:
-                record, actions = result
-                self.records[key] = record
-                self.schedule.set(key, record.next_review_at)
-                self._notify(record, key)
-                if not any(isinstance(action, Annotate) for action in actions):
-                    # the object carries what we announced: nothing is pending any more
-                    self._announced.pop(key, None)
-                if actions:
-                    self.queue.put(Plan(record, actions, self._version_of(key), lane))
-                else:
-                    self.queue.drop(key)  # the object already shows what it should
+                self.queue.drop(key)  # the object already shows what it should
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
         self.stats.last_pass_seconds = time.perf_counter() - started
         for pass_listener in self.pass_listeners:
             pass_listener(self.stats.last_pass_seconds, len(keys))
+
+    def _keep(
+        self, key: CredentialKey, result: tuple[LifecycleRecord, list[Action]] | None
+    ) -> list[Action]:
+        """Keep a credential's evaluation (its record, its next deadline, the listeners
+        told); the actions of its plan."""
+        if result is None:
+            self.records.pop(key, None)
+            self.schedule.discard(key)
+            self._announced.pop(key, None)
+            self.queue.drop(key)  # its plan would write to an object that is gone
+            self._notify(None, key)
+            return []
+        record, actions = result
+        self.records[key] = record
+        self.schedule.set(key, record.next_review_at)
+        self._notify(record, key)
+        if not any(isinstance(action, Annotate) for action in actions):
+            # the object carries what we announced: nothing is pending any more
+            self._announced.pop(key, None)
+        return actions
+
+    def _plan_now(self, plan: Plan) -> Plan | None:
+        """A backlog entry's plan, made from the credential as it is now; None when it
+        has nothing left to write (or is gone)."""
+        key = plan.key
+        result = evaluate_credential(self.inventory, key, self.clock())
+        self.stats.evaluations += 1
+        actions = self._keep(key, result)
+        if result is None or not actions:
+            return None
+        return Plan(result[0], actions, self._version_of(key), plan.lane)
 
     def _version_of(self, key: CredentialKey) -> str:
         facts = self.inventory.facts_of(key)
@@ -278,28 +305,33 @@ class Reconciler:
     # ---- carrying out plans (a fixed pool of workers) ------------------------------------
     async def _carry_out_plans(self) -> None:
         while True:
-            plan = await self.queue.take()
+            taken = await self.queue.take()
+            key = taken.key
             enforced = self.enforcer.changes
             try:
-                if plan.lane is Lane.BACKLOG:
+                plan = taken if taken.actions is not None else self._plan_now(taken)
+                if plan is None:
+                    pass
+                elif plan.lane is Lane.BACKLOG:
                     # its requests give way to fresh plans', the watches' and statuses'
                     with background():
                         await self._carry_out(plan)
                 else:
                     await self._carry_out(plan)
             finally:
-                self.queue.done(plan.key)
-                lane = self._deferred.pop(plan.key, None)
+                self.queue.done(key)
+                lane = self._deferred.pop(key, None)
                 if lane is not None:
-                    self._mark_in(lane, (plan.key,))  # evaluated now, from what was written
+                    self._mark_in(lane, (key,))  # evaluated now, from what was written
                 if not self.queue.busy or self.enforcer.changes != enforced:
                     self._wake.set()  # converged, or a policy's status has news
 
     async def _carry_out(self, plan: Plan) -> None:
         """Post the plan's new Events, enforce, then annotate."""
         record, key = plan.record, plan.key
+        actions = plan.actions or ()  # (a backlog entry is planned before it gets here)
         announced = self._announced.setdefault(key, set())
-        for action in plan.actions:
+        for action in actions:
             if isinstance(action, PostEvent) and action.reason not in announced:
                 await self._post_event(plan, action)
                 announced.add(action.reason)
@@ -307,7 +339,7 @@ class Reconciler:
         # own enforcement left (a rotation): a change by anyone else makes the write fail
         version = plan.resource_version
         gone = False
-        for action in plan.actions:
+        for action in actions:
             if isinstance(action, Annotate | PostEvent):
                 continue
             done = await self.enforcer.carry_out(record, action)
@@ -315,7 +347,7 @@ class Reconciler:
                 self._retry_later(key)
             version = self.enforcer.version_left(key) or version
             gone |= done and isinstance(action, Revoke) and action.enforced
-        for action in plan.actions:
+        for action in actions:
             if isinstance(action, Annotate) and not gone:
                 # events stay remembered until the watch shows the annotation written:
                 # until then a re-evaluation from the older version plans them again

@@ -43,7 +43,8 @@ class Plan:
     """What to write for one credential, as evaluated from one version of it."""
 
     record: LifecycleRecord
-    actions: Sequence[Action]
+    # None: planned when taken, from the version current then (the backlog's entries)
+    actions: Sequence[Action] | None
     # the object's resourceVersion when evaluated: the annotation patch is preconditioned
     # on it (a 409 means the plan is outdated)
     resource_version: str
@@ -72,6 +73,11 @@ class WriteQueue:
     def in_flight(self) -> int:
         """Plans being carried out."""
         return len(self._in_flight)
+
+    @property
+    def planned_ahead(self) -> int:
+        """Waiting plans that hold their actions (fresh ones; backlog entries hold none)."""
+        return sum(plan.actions is not None for plan in self._waiting.values())
 
     def carrying_out(self, key: CredentialKey) -> bool:
         return key in self._in_flight
