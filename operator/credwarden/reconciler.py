@@ -512,7 +512,7 @@ class Reconciler:
                     "status": r.status,
                     "findings": list(r.rule_ids),
                 }
-                for r in tally.worst(WORST_OFFENDERS)
+                for r in map(self.records.__getitem__, tally.worst(WORST_OFFENDERS))
             ],
             "conditions": [
                 _condition(seen, "True", "Evaluated", message, policy.generation, now),

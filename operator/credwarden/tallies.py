@@ -21,10 +21,11 @@ from credwarden.records import COMPLIANT, EXPIRING, NON_COMPLIANT, STATUS_ORDER,
 COUNTED = (COMPLIANT, EXPIRING, NON_COMPLIANT)
 OFFENDING = frozenset({NON_COMPLIANT, EXPIRING})
 
-# (status order, -number of findings, kind, namespace, name, record): worst first when
-# sorted, and compared without calling Python code (the key fields end every tie, so the
-# record itself is never compared)
-Rank = tuple[int, int, str, str, str, LifecycleRecord]
+# (status order, -number of findings, kind, namespace, name, key): worst first when
+# sorted, and compared without calling Python code (the key's fields end every tie, so
+# the key itself is never compared). The key, not the record: a record replaced by an
+# equal one (the same status and findings) keeps its rank, and must not be kept alive by it
+Rank = tuple[int, int, str, str, str, CredentialKey]
 
 
 def rank(record: LifecycleRecord) -> Rank:
@@ -35,7 +36,7 @@ def rank(record: LifecycleRecord) -> Rank:
         key.kind,
         key.namespace,
         key.name,
-        record,
+        key,
     )
 
 
@@ -47,7 +48,7 @@ class PolicyTally:
     by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
     offenders: dict[CredentialKey, Rank] = field(default_factory=dict)
 
-    def worst(self, count: int) -> list[LifecycleRecord]:
+    def worst(self, count: int) -> list[CredentialKey]:
         """The `count` worst offenders: NonCompliant before Expiring, then most findings
         first, then by credential."""
         return [entry[-1] for entry in heapq.nsmallest(count, self.offenders.values())]
