@@ -154,6 +154,10 @@ class WriteQueue:
                 if plan is None or plan.lane is not lane or key in self._in_flight:
                     continue  # taken, dropped or moved; or queued again once done
                 del self._waiting[key]
+                if not self._waiting:
+                    # a dict keeps the table of its largest size: a first start's backlog
+                    # of 100k credentials would hold on to 4 MiB for good
+                    self._waiting = {}
                 self._in_flight.add(key)
                 return plan
         return None
