@@ -20,13 +20,22 @@ from credwarden.enforcement import (
     REFRESH_INTERVAL_SECONDS,
     REFRESH_REQUESTED,
     RESTART_PENDING,
+    ROTATION_PENDING,
     ROTATIONS,
     Decision,
     decide,
     pending_rotation,
     restartable,
 )
-from credwarden.facts import Meta, PolicyFacts, SecretFacts, WorkloadFacts, parse_time
+from credwarden.facts import (
+    SA_TOKEN_TYPE,
+    TLS_TYPE,
+    Meta,
+    PolicyFacts,
+    SecretFacts,
+    WorkloadFacts,
+    parse_time,
+)
 from credwarden.gcpause import paused_collection
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.models import OwnershipRules
@@ -220,10 +229,10 @@ class _PolicySet:
         self.tls_limits = _certificate_limits(policies)
         self.stored_limits = _stored_limits(policies)
 
-    def limits_for(self, secret: SecretFacts) -> tuple[_Limit, ...]:
-        if secret.is_token:
+    def limits_for(self, secret_type: str) -> tuple[_Limit, ...]:
+        if secret_type == SA_TOKEN_TYPE:
             return self.token_limits
-        return self.tls_limits if secret.is_tls else self.stored_limits
+        return self.tls_limits if secret_type == TLS_TYPE else self.stored_limits
 
 
 def _policy_set(inventory: Inventory, policies: Sequence[PolicyFacts]) -> _PolicySet:
@@ -331,12 +340,13 @@ def _deadline(
         return None
     created = secret.meta.created_at
     candidates: list[_Candidate] = []
-    if secret.is_token:
+    secret_type = secret.type  # compared here rather than through is_token / is_tls calls
+    if secret_type == SA_TOKEN_TYPE:
         if created:
             for limit in limits:
                 expires_at = add(created, limit.max_age)  # type: ignore[arg-type]
                 candidates.append((expires_at, limit.window, limit.policy, limit.action, limit.why))
-    elif secret.is_tls:
+    elif secret_type == TLS_TYPE:
         not_after = secret.cert_not_after
         if not_after is None:
             return None
@@ -473,14 +483,15 @@ def evaluate_credential(
     owner, owner_source = infer_owner(
         meta,
         inventory,
-        service_account=secret.service_account if secret else None,
-        annotation_keys=policy_set.annotation_keys,
-        label_keys=policy_set.label_keys,
+        secret.service_account if secret else None,
+        policy_set.annotation_keys,
+        policy_set.label_keys,
     )
     token_deadlines: list[tuple[SecretFacts, Deadline]] = []
     if secret is not None:
         rotated = last_rotated(secret)
-        deadline = _deadline(secret, policy_set.limits_for(secret), rotated)
+        limits = policy_set.limits_for(record_type)
+        deadline = _deadline(secret, limits, rotated)
     else:
         rotated = meta.created_at
         deadline = None
@@ -491,7 +502,8 @@ def evaluate_credential(
             token_set = _governing(
                 inventory, "Secret", namespace, token_meta.name, token_meta.labels, token.type
             )
-            token_deadline = _deadline(token, token_set.limits_for(token), token_meta.created_at)
+            token_limits = token_set.limits_for(token.type)
+            token_deadline = _deadline(token, token_limits, token_meta.created_at)
             if token_deadline is not None:
                 token_deadlines.append((token, token_deadline))
 
@@ -659,7 +671,7 @@ def _enforcement_plan(
     """Revoke, rotate (or finish a rotation), restart consumers, clean up previous values."""
     actions: list[Action] = []
     key = record.key
-    pending = pending_rotation(secret)
+    pending = pending_rotation(secret) if ROTATION_PENDING in meta.annotations else None
     if pending is not None:
         # recorded as started on the object: finish it whatever the policies say now
         actions.append(
@@ -742,6 +754,7 @@ def evaluate(inventory: Inventory, now: datetime) -> Evaluation:
     for policy in inventory.policies.values():
         if policy.error:
             evaluation.policy_errors[f"{policy.kind} {policy.display_name}"] = policy.error
+    add_record, add_actions = evaluation.records.append, evaluation.plan.extend
     with paused_collection():
         # CredentialKey's own order: "Secret" sorts before "ServiceAccount", and within a
         # kind the (namespace, name) tuples sort at C speed, with no key objects compared
@@ -752,7 +765,6 @@ def evaluate(inventory: Inventory, now: datetime) -> Evaluation:
             for namespace, name in sorted(names):
                 result = evaluate_credential(inventory, CredentialKey(kind, namespace, name), now)
                 if result is not None:
-                    record, actions = result
-                    evaluation.records.append(record)
-                    evaluation.plan.extend(actions)
+                    add_record(result[0])
+                    add_actions(result[1])
     return evaluation
