@@ -616,7 +616,9 @@ def plan_for(
     now: datetime,
 ) -> list[Action]:
     actions: list[Action] = []
-    current = meta.annotations
+    # a plain dict for an object without annotations: the shared read-only empty mapping
+    # is a proxy, whose .get() is a method call on the dict behind it
+    current = meta.annotations or {}
     desired = desired_annotations(record, meta)
     to_set: dict[str, str] = {}
     removed: list[str] = []

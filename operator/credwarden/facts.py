@@ -178,23 +178,24 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
     if type(metadata) is not dict:
         metadata = _dict(metadata)
     get = metadata.get
+    # loops, not comprehensions: a comprehension is a function call of its own in 3.11
     annotations: Mapping[str, str] = _EMPTY_MAP
     found = get("annotations")
     if found and isinstance(found, dict):
-        kept = {
-            _intern(str(k)): v for k, v in found.items() if type(v) is str or isinstance(v, str)
-        }
+        kept: dict[str, str] = {}
+        for key, value in found.items():
+            if type(value) is str or isinstance(value, str):
+                kept[_intern(str(key))] = value
         kept.pop(LAST_APPLIED, None)
         if kept:
             annotations = kept
     labels: Mapping[str, str] = _EMPTY_MAP
     found = get("labels")
     if found and isinstance(found, dict):
-        kept = {
-            _intern(str(k)): _intern(str(v))
-            for k, v in found.items()
-            if type(v) is str or isinstance(v, str)
-        }
+        kept = {}
+        for key, value in found.items():
+            if type(value) is str or isinstance(value, str):
+                kept[_intern(str(key))] = _intern(str(value))
         if kept:
             labels = kept
     found = get("ownerReferences")

@@ -282,6 +282,8 @@ class Inventory:
             self._store_secret(facts)
         elif isinstance(facts, ServiceAccountFacts):
             self._store_service_account(facts)
+        elif isinstance(facts, WorkloadFacts):
+            self._store_workload(facts)
         else:
             self.upsert(facts)
 
@@ -447,15 +449,23 @@ class Inventory:
                 affected |= self._accounts_in(group)
         return affected
 
-    def upsert_workload(self, facts: WorkloadFacts) -> set[CredentialKey]:
+    def _store_workload(self, facts: WorkloadFacts) -> None:
+        """Store (or replace) a workload and index it."""
         key = facts.key  # one tuple for the dict and every index entry (`key` builds one)
-        affected = self.remove_workload(*key)
+        if key in self.workloads:
+            self.remove_workload(*key)
         self.workloads[key] = facts
         for use in facts.uses:
             _add_member(self._consumers, (facts.namespace, use.secret), key)
-            affected.add(_secret_key(facts.namespace, use.secret))
         if facts.service_account:
             _add_member(self._sa_users, (facts.namespace, facts.service_account), key)
+
+    def upsert_workload(self, facts: WorkloadFacts) -> set[CredentialKey]:
+        affected = self.remove_workload(*facts.key)
+        self._store_workload(facts)
+        for use in facts.uses:
+            affected.add(_secret_key(facts.namespace, use.secret))
+        if facts.service_account:
             affected.add(_sa_key(facts.namespace, facts.service_account))
         return affected
 
