@@ -20,13 +20,22 @@ from credwarden.enforcement import (
     REFRESH_INTERVAL_SECONDS,
     REFRESH_REQUESTED,
     RESTART_PENDING,
+    ROTATION_PENDING,
     ROTATIONS,
     Decision,
     decide,
     pending_rotation,
     restartable,
 )
-from credwarden.facts import Meta, PolicyFacts, SecretFacts, WorkloadFacts, parse_time
+from credwarden.facts import (
+    SA_TOKEN_TYPE,
+    TLS_TYPE,
+    Meta,
+    PolicyFacts,
+    SecretFacts,
+    WorkloadFacts,
+    parse_time,
+)
 from credwarden.gcpause import paused_collection
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.models import OwnershipRules
@@ -80,6 +89,10 @@ MANAGED_ANNOTATIONS = (
 ACTION_STRENGTH = {"Warn": 0, "Revoke": 1, "Rotate": 1}
 _DEFAULT_OWNERSHIP = OwnershipRules()
 _Candidate = tuple[datetime, timedelta, PolicyFacts, str, str]
+TOKEN_WARNING = timedelta(days=14)
+SECRET_WARNING = timedelta(days=14)
+CERTIFICATE_WARNING = timedelta(days=30)
+NOT_AFTER = "the certificate's notAfter"
 
 
 def governing_policies(
@@ -90,31 +103,136 @@ def governing_policies(
     name: str,
     labels: Mapping[str, str],
     secret_type: str | None,
-) -> list[PolicyFacts]:
+) -> tuple[PolicyFacts, ...]:
     """Valid policies that govern this credential, in precedence order."""
-    found: list[PolicyFacts] = []
-    for policy in _candidate_policies(inventory, kind, namespace, secret_type):
+    return _governing(inventory, kind, namespace, name, labels, secret_type).policies
+
+
+def _governing(
+    inventory: Inventory,
+    kind: str,
+    namespace: str,
+    name: str,
+    labels: Mapping[str, str],
+    secret_type: str | None,
+) -> _PolicySet:
+    """The policies that govern this credential and what derives from them alone."""
+    memo_key = (kind, namespace, secret_type)
+    found = inventory.policy_memo.get(memo_key)
+    if found is None:
+        found = inventory.policy_memo[memo_key] = _candidates(
+            inventory, kind, namespace, secret_type
+        )
+    candidates, every_one = found
+    if every_one is not None:  # no selector, no exemptions: the same for every credential
+        return every_one
+    governing: list[PolicyFacts] = []
+    for policy in candidates:
         spec = policy.spec
         # governs_object, inlined for the common policy without selector or exemptions
         if (spec is not None and spec.selector is None and not spec.exemptions) or (
             governs_object(policy, namespace=namespace, name=name, labels=labels)
         ):
-            found.append(policy)
-    return found
+            governing.append(policy)
+    return _policy_set(inventory, governing)
+
+
+class _Limit:
+    """One policy's limit for one kind of Secret (legacy token, TLS, stored), its
+    durations parsed and its reasons formatted once per policy list, not per credential."""
+
+    __slots__ = ("action", "aged_window", "max_age", "policy", "why", "why_rotated", "window")
+
+    def __init__(
+        self,
+        policy: PolicyFacts,
+        action: str,
+        max_age: timedelta | None,
+        window: timedelta,
+        max_age_text: str | None = None,
+        aged_window: timedelta | None = None,
+    ) -> None:
+        self.policy = policy
+        self.action = action
+        self.max_age = max_age
+        self.window = window  # the warning window
+        # TLS: the window when maxAge applies (a quarter of it if that is shorter)
+        self.aged_window = window if aged_window is None else aged_window
+        self.why = f"{max_age_text} after creation"
+        self.why_rotated = f"{max_age_text} after last rotation"
+
+
+def _token_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
+    limits: list[_Limit] = []
+    for policy in policies:
+        token = policy.spec.limits.serviceAccountTokens if policy.spec else None
+        if token:
+            max_age = parse_duration(token.maxAge)
+            window = warning_window(max_age, token.warnBefore, TOKEN_WARNING)
+            limits.append(_Limit(policy, token.action, max_age, window, token.maxAge))
+    return tuple(limits)
+
+
+def _certificate_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
+    limits: list[_Limit] = []
+    for policy in policies:
+        certificate = policy.spec.limits.certificates if policy.spec else None
+        if certificate is None:
+            continue
+        warn = parse_duration(certificate.warnBefore) if certificate.warnBefore else None
+        max_age = parse_duration(certificate.maxAge) if certificate.maxAge else None
+        window = warn if warn is not None else CERTIFICATE_WARNING
+        if warn is None and max_age is not None:
+            aged_window = min(CERTIFICATE_WARNING, max_age / 4)
+        else:
+            aged_window = window
+        limits.append(_Limit(policy, "Warn", max_age, window, certificate.maxAge, aged_window))
+    return tuple(limits)
+
+
+def _stored_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
+    limits: list[_Limit] = []
+    for policy in policies:
+        stored = policy.spec.limits.secrets if policy.spec else None
+        if stored:
+            max_age = parse_duration(stored.maxAge)
+            window = warning_window(max_age, stored.warnBefore, SECRET_WARNING)
+            limits.append(_Limit(policy, stored.action, max_age, window, stored.maxAge))
+    return tuple(limits)
 
 
 class _PolicySet:
     """What the engine derives from a list of governing policies alone, once per distinct
     list (see `_policy_set`) instead of once per credential."""
 
-    __slots__ = ("annotation_keys", "first", "first_mode", "label_keys", "names", "required_by")
+    __slots__ = (
+        "annotation_keys",
+        "first",
+        "first_mode",
+        "label_keys",
+        "names",
+        "policies",
+        "required_by",
+        "stored_limits",
+        "tls_limits",
+        "token_limits",
+    )
 
     def __init__(self, policies: Sequence[PolicyFacts]) -> None:
+        self.policies = tuple(policies)
         self.annotation_keys, self.label_keys, self.required_by = _ownership(policies)
         self.names = tuple(policy.display_name for policy in policies)
         first = policies[0] if policies else None
         self.first = first
         self.first_mode = first.spec.mode if first is not None and first.spec else None
+        self.token_limits = _token_limits(policies)
+        self.tls_limits = _certificate_limits(policies)
+        self.stored_limits = _stored_limits(policies)
+
+    def limits_for(self, secret_type: str) -> tuple[_Limit, ...]:
+        if secret_type == SA_TOKEN_TYPE:
+            return self.token_limits
+        return self.tls_limits if secret_type == TLS_TYPE else self.stored_limits
 
 
 def _policy_set(inventory: Inventory, policies: Sequence[PolicyFacts]) -> _PolicySet:
@@ -125,28 +243,38 @@ def _policy_set(inventory: Inventory, policies: Sequence[PolicyFacts]) -> _Polic
     return found
 
 
-def _candidate_policies(
+def _candidates(
     inventory: Inventory, kind: str, namespace: str, secret_type: str | None
-) -> tuple[PolicyFacts, ...]:
+) -> tuple[tuple[PolicyFacts, ...], _PolicySet | None]:
     """The policies covering this namespace that govern this kind and type, in precedence
     order: the same for every credential of a namespace, so worked out once and kept in
-    the inventory's policy memo (emptied when a policy or a namespace changes). Filtering
-    this sorted list keeps precedence order, as the sort is stable."""
-    memo_key = (kind, namespace, secret_type)
-    found = inventory.policy_memo.get(memo_key)
-    if found is None:
-        namespace_facts = inventory.namespaces.get(namespace)
-        namespace_labels = namespace_facts.labels if namespace_facts else {}
-        matching = [
-            policy
-            for policy in inventory.policies.values()
-            if policy.spec is not None
-            and policy_covers_namespace(policy, namespace, namespace_labels)
-            and governs_kind(policy, kind=kind, secret_type=secret_type)
-        ]
-        matching.sort(key=lambda policy: precedence_key(policy, 0))
-        found = inventory.policy_memo[memo_key] = tuple(matching)
-    return found
+    the inventory's policy memo (emptied when a policy or a namespace changes); with
+    them, their policy set when every one of them governs every such credential."""
+    covering = inventory.policies_covering.get(namespace)
+    if covering is None:
+        covering = inventory.policies_covering[namespace] = _covering(inventory, namespace)
+    matching = tuple(
+        policy for policy in covering if governs_kind(policy, kind=kind, secret_type=secret_type)
+    )
+    unconditional = all(
+        policy.spec is not None and policy.spec.selector is None and not policy.spec.exemptions
+        for policy in matching
+    )
+    return matching, _policy_set(inventory, matching) if unconditional else None
+
+
+def _covering(inventory: Inventory, namespace: str) -> tuple[PolicyFacts, ...]:
+    """The valid policies covering a namespace, in precedence order (a stable sort of
+    `inventory.policies`: filtering this keeps precedence order)."""
+    namespace_facts = inventory.namespaces.get(namespace)
+    namespace_labels = namespace_facts.labels if namespace_facts else {}
+    covering = [
+        policy
+        for policy in inventory.policies.values()
+        if policy.spec is not None and policy_covers_namespace(policy, namespace, namespace_labels)
+    ]
+    covering.sort(key=lambda policy: precedence_key(policy, 0))
+    return tuple(covering)
 
 
 def last_rotated(secret: SecretFacts) -> datetime | None:
@@ -193,73 +321,59 @@ def _pick(candidates: list[_Candidate]) -> Deadline | None:
     return Deadline(expires_at, subtract(expires_at, widest), policy, action, why, every)
 
 
-TOKEN_WARNING = timedelta(days=14)
-SECRET_WARNING = timedelta(days=14)
-CERTIFICATE_WARNING = timedelta(days=30)
-
-
 def secret_deadline(
     secret: SecretFacts, policies: Sequence[PolicyFacts], rotated: datetime | None
 ) -> Deadline | None:
+    """When this Secret expires under these policies, and which one says so."""
+    if secret.is_token:
+        limits = _token_limits(policies)
+    else:
+        limits = _certificate_limits(policies) if secret.is_tls else _stored_limits(policies)
+    return _deadline(secret, limits, rotated)
+
+
+def _deadline(
+    secret: SecretFacts, limits: Sequence[_Limit], rotated: datetime | None
+) -> Deadline | None:
+    """`secret_deadline` from the governing policies' limits for this kind of Secret."""
+    if not limits:
+        return None
     created = secret.meta.created_at
-    since = "last rotation" if rotated and created and rotated > created else "creation"
     candidates: list[_Candidate] = []
-    for policy in policies:
-        limits = policy.spec.limits if policy.spec else None
-        if limits is None:
-            continue
-        if secret.is_token:
-            token = limits.serviceAccountTokens
-            if token and created:
-                max_age = parse_duration(token.maxAge)
-                candidates.append(
-                    (
-                        add(created, max_age),
-                        warning_window(max_age, token.warnBefore, TOKEN_WARNING),
-                        policy,
-                        token.action,
-                        f"{token.maxAge} after creation",
-                    )
-                )
-        elif secret.is_tls:
-            certificate = limits.certificates
-            if certificate is None or secret.cert_not_after is None:
-                continue
-            expires_at, why = secret.cert_not_after, "the certificate's notAfter"
-            window = CERTIFICATE_WARNING
-            if certificate.maxAge and rotated:
-                max_age = parse_duration(certificate.maxAge)
-                window = min(window, max_age / 4)
-                by_age = add(rotated, max_age)
+    secret_type = secret.type  # compared here rather than through is_token / is_tls calls
+    if secret_type == SA_TOKEN_TYPE:
+        if created:
+            for limit in limits:
+                expires_at = add(created, limit.max_age)  # type: ignore[arg-type]
+                candidates.append((expires_at, limit.window, limit.policy, limit.action, limit.why))
+    elif secret_type == TLS_TYPE:
+        not_after = secret.cert_not_after
+        if not_after is None:
+            return None
+        since_rotation = rotated and created and rotated > created
+        for limit in limits:
+            expires_at, window, why = not_after, limit.window, NOT_AFTER
+            if limit.max_age is not None and rotated:
+                window = limit.aged_window
+                by_age = add(rotated, limit.max_age)
                 if by_age < expires_at:
-                    expires_at, why = by_age, f"{certificate.maxAge} after {since}"
-            if certificate.warnBefore:
-                window = parse_duration(certificate.warnBefore)
-            candidates.append((expires_at, window, policy, "Warn", why))
-        elif limits.secrets and rotated:
-            stored = limits.secrets
-            max_age = parse_duration(stored.maxAge)
-            candidates.append(
-                (
-                    add(rotated, max_age),
-                    warning_window(max_age, stored.warnBefore, SECRET_WARNING),
-                    policy,
-                    stored.action,
-                    f"{stored.maxAge} after {since}",
-                )
-            )
+                    expires_at = by_age
+                    why = limit.why_rotated if since_rotation else limit.why
+            candidates.append((expires_at, window, limit.policy, "Warn", why))
+    elif rotated:
+        since_rotation = created and rotated > created
+        for limit in limits:
+            expires_at = add(rotated, limit.max_age)  # type: ignore[arg-type]
+            why = limit.why_rotated if since_rotation else limit.why
+            candidates.append((expires_at, limit.window, limit.policy, limit.action, why))
     return _pick(candidates)
 
 
-def _policies_for_secret(inventory: Inventory, secret: SecretFacts) -> list[PolicyFacts]:
-    return governing_policies(
-        inventory,
-        kind="Secret",
-        namespace=secret.meta.namespace,
-        name=secret.meta.name,
-        labels=secret.meta.labels,
-        secret_type=secret.type,
-    )
+def _policies_for_secret(inventory: Inventory, secret: SecretFacts) -> tuple[PolicyFacts, ...]:
+    meta = secret.meta
+    return _governing(
+        inventory, "Secret", meta.namespace, meta.name, meta.labels, secret.type
+    ).policies
 
 
 def _ownership(policies: Sequence[PolicyFacts]) -> tuple[list[str], list[str], PolicyFacts | None]:
@@ -348,76 +462,84 @@ def evaluate_credential(
 ) -> tuple[LifecycleRecord, list[Action]] | None:
     """Evaluate one credential; None when it is no longer in the inventory."""
     secret = account = None
+    namespace, name = key.namespace, key.name
     if key.kind == "Secret":
-        secret = inventory.secrets.get((key.namespace, key.name))
+        secret = inventory.secrets.get((namespace, name))
         if secret is None:
             return None
         meta = secret.meta
-        policies = _policies_for_secret(inventory, secret)
         record_type = secret.type
+        policy_set = _governing(inventory, "Secret", namespace, name, meta.labels, record_type)
     else:
-        account = inventory.service_accounts.get((key.namespace, key.name))
+        account = inventory.service_accounts.get((namespace, name))
         if account is None:
             return None
         meta = account.meta
-        policies = governing_policies(
-            inventory,
-            kind="ServiceAccount",
-            namespace=key.namespace,
-            name=key.name,
-            labels=meta.labels,
-            secret_type=None,
-        )
         record_type = "ServiceAccount"
+        policy_set = _governing(inventory, "ServiceAccount", namespace, name, meta.labels, None)
+    policies = policy_set.policies
 
     exempt_reason = exemption(inventory, meta, secret)
-    policy_set = _policy_set(inventory, policies)
-    required_by = policy_set.required_by
     owner, owner_source = infer_owner(
         meta,
         inventory,
-        service_account=secret.service_account if secret else None,
-        annotation_keys=policy_set.annotation_keys,
-        label_keys=policy_set.label_keys,
+        secret.service_account if secret else None,
+        policy_set.annotation_keys,
+        policy_set.label_keys,
     )
-    rotated = last_rotated(secret) if secret else meta.created_at
-    deadline = secret_deadline(secret, policies, rotated) if secret else None
     token_deadlines: list[tuple[SecretFacts, Deadline]] = []
-    if account is not None:
-        for token in inventory.tokens_of(key.namespace, key.name):
+    if secret is not None:
+        rotated = last_rotated(secret)
+        limits = policy_set.limits_for(record_type)
+        deadline = _deadline(secret, limits, rotated)
+    else:
+        rotated = meta.created_at
+        deadline = None
+        for token in inventory.tokens_of(namespace, name):
             if exemption(inventory, token.meta, token) is not None:
                 continue  # an exempt token does not make its account non-compliant
-            token_deadline = secret_deadline(
-                token, _policies_for_secret(inventory, token), token.meta.created_at
+            token_meta = token.meta
+            token_set = _governing(
+                inventory, "Secret", namespace, token_meta.name, token_meta.labels, token.type
             )
+            token_limits = token_set.limits_for(token.type)
+            token_deadline = _deadline(token, token_limits, token_meta.created_at)
             if token_deadline is not None:
                 token_deadlines.append((token, token_deadline))
 
     consumers = _consumers(inventory, key)
     decision = (
         decide(inventory, secret, deadline, policies, now)
-        if secret is not None and exempt_reason is None
+        # nothing to decide before the earliest limit has passed (`Deadline.acting`)
+        if secret is not None
+        and exempt_reason is None
+        and deadline is not None
+        and deadline.expires_at <= now
         else None
     )
+    # positional: keywords cost more per field in a slots dataclass's __init__
     context = RuleContext(
-        key=key,
-        meta=meta,
-        secret=secret,
-        account=account,
-        inventory=inventory,
-        now=now,
-        policies=policies,
-        owner=owner,
-        owner_required_by=required_by,
-        consumers=consumers,
-        deadline=deadline,
-        token_deadlines=token_deadlines,
-        decision=decision,
+        key,
+        meta,
+        secret,
+        account,
+        inventory,
+        now,
+        policies,
+        owner,
+        policy_set.required_by,
+        consumers,
+        deadline,
+        token_deadlines,
+        [],  # milestones
+        decision,
     )
     findings: list[Finding] = []
     if policies and exempt_reason is None:
         for rule in rules_for(secret):
-            findings.extend(rule(context))
+            found = rule(context)
+            if found:
+                findings += found
 
     if exempt_reason is not None:
         status = EXEMPT
@@ -439,26 +561,27 @@ def evaluate_credential(
         policy_name, mode = policy_set.first.display_name, policy_set.first_mode
     else:
         policy_name = mode = None
-    review = list(context.milestones) if status not in (EXEMPT, UNGOVERNED) else []
-    cleanup_at = parse_time(meta.annotations.get(DELETE_AFTER)) if secret else None
-    if cleanup_at is not None and PREVIOUS_OF in meta.annotations and cleanup_at > now:
-        review.append(cleanup_at)  # credwarden's own previous-values Secret
+    review = context.milestones if status not in (EXEMPT, UNGOVERNED) else []
+    if secret is not None and (delete_after := meta.annotations.get(DELETE_AFTER)):
+        cleanup_at = parse_time(delete_after)
+        if cleanup_at is not None and PREVIOUS_OF in meta.annotations and cleanup_at > now:
+            review.append(cleanup_at)  # credwarden's own previous-values Secret
     record = LifecycleRecord(
-        key=key,
-        type=record_type,
-        uid=meta.uid,
-        owner=owner,
-        owner_source=owner_source,
-        created_at=meta.created_at,
-        last_rotated_at=rotated if secret else None,
-        expires_at=expires_at,
-        status=status,
-        policy=policy_name,
-        mode=mode,
-        policies=policy_set.names,
-        consumers=consumers,
-        findings=tuple(findings),
-        next_review_at=min(review) if review else None,
+        key,
+        record_type,
+        meta.uid,
+        owner,
+        owner_source,
+        meta.created_at,
+        rotated if secret else None,
+        expires_at,
+        status,
+        policy_name,
+        mode,
+        policy_set.names,
+        consumers,
+        tuple(findings),
+        min(review) if review else None,
     )
     return record, plan_for(record, meta, secret, decision, inventory, now)
 
@@ -493,7 +616,9 @@ def plan_for(
     now: datetime,
 ) -> list[Action]:
     actions: list[Action] = []
-    current = meta.annotations
+    # a plain dict for an object without annotations: the shared read-only empty mapping
+    # is a proxy, whose .get() is a method call on the dict behind it
+    current = meta.annotations or {}
     desired = desired_annotations(record, meta)
     to_set: dict[str, str] = {}
     removed: list[str] = []
@@ -548,7 +673,7 @@ def _enforcement_plan(
     """Revoke, rotate (or finish a rotation), restart consumers, clean up previous values."""
     actions: list[Action] = []
     key = record.key
-    pending = pending_rotation(secret)
+    pending = pending_rotation(secret) if ROTATION_PENDING in meta.annotations else None
     if pending is not None:
         # recorded as started on the object: finish it whatever the policies say now
         actions.append(
@@ -631,6 +756,7 @@ def evaluate(inventory: Inventory, now: datetime) -> Evaluation:
     for policy in inventory.policies.values():
         if policy.error:
             evaluation.policy_errors[f"{policy.kind} {policy.display_name}"] = policy.error
+    add_record, add_actions = evaluation.records.append, evaluation.plan.extend
     with paused_collection():
         # CredentialKey's own order: "Secret" sorts before "ServiceAccount", and within a
         # kind the (namespace, name) tuples sort at C speed, with no key objects compared
@@ -641,7 +767,6 @@ def evaluate(inventory: Inventory, now: datetime) -> Evaluation:
             for namespace, name in sorted(names):
                 result = evaluate_credential(inventory, CredentialKey(kind, namespace, name), now)
                 if result is not None:
-                    record, actions = result
-                    evaluation.records.append(record)
-                    evaluation.plan.extend(actions)
+                    add_record(result[0])
+                    add_actions(result[1])
     return evaluation

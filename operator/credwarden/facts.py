@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
@@ -113,8 +113,18 @@ def _interned(value: Any) -> str:
     return _intern(str(value)) if isinstance(value, str) else ""
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def parse_time(value: Any) -> datetime | None:
     """An RFC 3339 timestamp as an aware UTC datetime; None if absent or malformed."""
+    if type(value) is str and len(value) == 20 and value[19] == "Z":
+        # the API server's own form, `2026-11-22T12:00:00Z`: parsed as is (fromisoformat
+        # reads a Z as UTC since 3.11); anything else, or a failure, takes the long way
+        try:
+            return _fromisoformat(value)
+        except ValueError:
+            pass
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str) or not value:
@@ -166,7 +176,10 @@ class Meta:
 
     @property
     def controller(self) -> OwnerRef | None:
-        return next((ref for ref in self.owner_references if ref.controller), None)
+        for ref in self.owner_references:  # a loop: no generator frame per call
+            if ref.controller:
+                return ref
+        return None
 
 
 # the owner annotation as a managedFields key
@@ -179,11 +192,14 @@ def _managed_fields(metadata: dict[str, Any]) -> tuple[str | None, datetime | No
     owner_manager: str | None = None
     data_changed_at: datetime | None = None
     for entry in _list(metadata.get("managedFields")):
-        entry = _dict(entry)
-        fields = _dict(entry.get("fieldsV1"))
-        annotations = _dict(_dict(fields.get("f:metadata")).get("f:annotations"))
-        if _OWNER_FIELD in annotations:
-            owner_manager = _interned(entry.get("manager"))
+        fields = entry.get("fieldsV1") if isinstance(entry, dict) else None
+        if not isinstance(fields, dict):
+            continue
+        metadata_fields = fields.get("f:metadata")
+        if isinstance(metadata_fields, dict):
+            annotations = metadata_fields.get("f:annotations")
+            if isinstance(annotations, dict) and _OWNER_FIELD in annotations:
+                owner_manager = _interned(entry.get("manager"))
         if "f:data" in fields or "f:stringData" in fields:
             when = parse_time(entry.get("time"))
             if when and (data_changed_at is None or when > data_changed_at):
@@ -198,25 +214,26 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
     if type(metadata) is not dict:
         metadata = _dict(metadata)
     get = metadata.get
+    # loops, not comprehensions: a comprehension is a function call of its own in 3.11
     annotations: Mapping[str, str] = _EMPTY_MAP
     found = get("annotations")
     if found and isinstance(found, dict):
-        kept = {
-            _intern(str(k)): _intern(str(v)) if k in REPEATED_VALUE_ANNOTATIONS else v
-            for k, v in found.items()
-            if type(v) is str or isinstance(v, str)
-        }
+        kept: dict[str, str] = {}
+        for key, value in found.items():
+            if type(value) is str or isinstance(value, str):
+                kept[_intern(str(key))] = (
+                    _intern(str(value)) if key in REPEATED_VALUE_ANNOTATIONS else value
+                )
         kept.pop(LAST_APPLIED, None)
         if kept:
             annotations = kept
     labels: Mapping[str, str] = _EMPTY_MAP
     found = get("labels")
     if found and isinstance(found, dict):
-        kept = {
-            _intern(str(k)): _intern(str(v))
-            for k, v in found.items()
-            if type(v) is str or isinstance(v, str)
-        }
+        kept = {}
+        for key, value in found.items():
+            if type(value) is str or isinstance(value, str):
+                kept[_intern(str(key))] = _intern(str(value))
         if kept:
             labels = _shared_labels(kept)
     found = get("ownerReferences")
@@ -432,9 +449,13 @@ def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
     data = body.get("data")
     if data and isinstance(data, dict):
         for key, encoded in data.items():
-            decoded = _decode(encoded)
-            if decoded is not None:
-                raw[_intern(str(key))] = decoded
+            if not isinstance(encoded, str):
+                continue
+            try:  # _decode, inlined
+                decoded = _a2b_base64(encoded)
+            except (binascii.Error, ValueError):
+                continue
+            raw[_intern(str(key))] = decoded
     string_data = body.get("stringData")
     if string_data and isinstance(string_data, dict):
         for key, text in string_data.items():
@@ -465,8 +486,8 @@ def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
         cert_error,
         annotations.get(SA_NAME_ANNOTATION) or None if annotations else None,
         annotations.get(SA_UID_ANNOTATION) or None if annotations else None,
-        parse_date(labels.get(LEGACY_LAST_USED)) if labels else None,
-        parse_date(labels.get(LEGACY_INVALID_SINCE)) if labels else None,
+        parse_date(last_used) if (last_used := labels.get(LEGACY_LAST_USED)) else None,
+        parse_date(invalid) if (invalid := labels.get(LEGACY_INVALID_SINCE)) else None,
         data_keys,
     )
 
@@ -474,19 +495,24 @@ def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
 def service_account_facts(body: Mapping[str, Any]) -> ServiceAccountFacts:
     automount = body.get("automountServiceAccountToken")
     return ServiceAccountFacts(
-        meta=meta_of(body),
-        secret_names=tuple(
-            _intern(str(name))
-            for ref in _list(body.get("secrets"))
-            if (name := _str(_dict(ref).get("name")))
-        ),
-        image_pull_secrets=tuple(
-            _intern(str(name))
-            for ref in _list(body.get("imagePullSecrets"))
-            if (name := _str(_dict(ref).get("name")))
-        ),
-        automount=automount if isinstance(automount, bool) else None,
+        meta_of(body),
+        _names_of(body.get("secrets")),
+        _names_of(body.get("imagePullSecrets")),
+        automount if isinstance(automount, bool) else None,
     )
+
+
+def _names_of(refs: Any) -> tuple[str, ...]:
+    """The names in a list of object references (`[{"name": ...}, ...]`), interned."""
+    if not refs or not isinstance(refs, list):
+        return ()
+    names: list[str] = []
+    for ref in refs:  # a loop, not a generator: no frame per ServiceAccount
+        if isinstance(ref, dict):
+            name = ref.get("name")
+            if isinstance(name, str) and name:
+                names.append(_intern(str(name)))
+    return tuple(names)
 
 
 def binding_facts(body: Mapping[str, Any]) -> BindingFacts:
@@ -515,9 +541,7 @@ def binding_facts(body: Mapping[str, Any]) -> BindingFacts:
 
 def namespace_facts(body: Mapping[str, Any]) -> NamespaceFacts:
     meta = meta_of(body)
-    return NamespaceFacts(
-        name=meta.name, labels=meta.labels, annotations=meta.annotations, deleting=meta.deleting
-    )
+    return NamespaceFacts(meta.name, meta.labels, meta.annotations, meta.deleting)
 
 
 def pod_spec_of(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -531,37 +555,62 @@ def pod_spec_of(body: Mapping[str, Any]) -> dict[str, Any]:
     return _dict(_dict(spec.get("template")).get("spec"))
 
 
+def _name_in(ref: Any, field: str) -> str | None:
+    """`ref[field]` when ref is a mapping and that field a non-empty string."""
+    if isinstance(ref, dict):
+        name = ref.get(field)
+        if isinstance(name, str) and name:
+            return name
+    return None
+
+
 def secret_uses(pod_spec: Mapping[str, Any]) -> tuple[SecretUse, ...]:
-    uses: set[SecretUse] = set()
-    containers: Iterable[Any] = (
+    # Walked for every workload: the shape checks are written out (isinstance is cheap
+    # in 3.11) instead of one helper call per level; uses are (secret, via) pairs until
+    # the end, so a Secret read twice the same way is built and hashed once.
+    found: set[tuple[str, str]] = set()
+    containers = (
         _list(pod_spec.get("containers"))
         + _list(pod_spec.get("initContainers"))
         + _list(pod_spec.get("ephemeralContainers"))
     )
-    for container in map(_dict, containers):
-        for env in map(_dict, _list(container.get("env"))):
-            ref = _dict(_dict(env.get("valueFrom")).get("secretKeyRef"))
-            if name := _str(ref.get("name")):
-                uses.add(SecretUse(_intern(str(name)), "env"))
-        for env_from in map(_dict, _list(container.get("envFrom"))):
-            if name := _str(_dict(env_from.get("secretRef")).get("name")):
-                uses.add(SecretUse(_intern(str(name)), "env"))
-    for volume in map(_dict, _list(pod_spec.get("volumes"))):
-        if name := _str(_dict(volume.get("secret")).get("secretName")):
-            uses.add(SecretUse(_intern(str(name)), "file"))
-        for source in map(_dict, _list(_dict(volume.get("projected")).get("sources"))):
-            if name := _str(_dict(source.get("secret")).get("name")):
-                uses.add(SecretUse(_intern(str(name)), "file"))
-    for ref in map(_dict, _list(pod_spec.get("imagePullSecrets"))):
-        if name := _str(ref.get("name")):
-            uses.add(SecretUse(_intern(str(name)), "imagePullSecret"))
-    return tuple(sorted(uses, key=lambda use: (use.secret, use.via)))
+    for container in containers:
+        if not isinstance(container, dict):
+            continue
+        for env in _list(container.get("env")):
+            value_from = env.get("valueFrom") if isinstance(env, dict) else None
+            if isinstance(value_from, dict) and (
+                name := _name_in(value_from.get("secretKeyRef"), "name")
+            ):
+                found.add((name, "env"))
+        for env_from in _list(container.get("envFrom")):
+            if isinstance(env_from, dict) and (name := _name_in(env_from.get("secretRef"), "name")):
+                found.add((name, "env"))
+    for volume in _list(pod_spec.get("volumes")):
+        if not isinstance(volume, dict):
+            continue
+        secret = volume.get("secret")
+        if secret is not None and (name := _name_in(secret, "secretName")):
+            found.add((name, "file"))
+        projected = volume.get("projected")
+        if isinstance(projected, dict):
+            for source in _list(projected.get("sources")):
+                secret = source.get("secret") if isinstance(source, dict) else None
+                if secret is not None and (name := _name_in(secret, "name")):
+                    found.add((name, "file"))
+    for ref in _list(pod_spec.get("imagePullSecrets")):
+        if name := _name_in(ref, "name"):
+            found.add((name, "imagePullSecret"))
+    if not found:
+        return ()
+    # sorted by (secret, via), as SecretUse's fields
+    return tuple(SecretUse(_intern(str(name)), via) for name, via in sorted(found))
 
 
 def _controller_of(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
     """(kind, name) of the controlling ownerReference (as `Meta.controller` finds it)."""
-    for ref in map(_dict, _list(metadata.get("ownerReferences"))):
-        if ref.get("controller") is True:
+    for ref in _list(metadata.get("ownerReferences")):
+        if isinstance(ref, dict) and ref.get("controller") is True:
             return _interned(ref.get("kind")), _str(ref.get("name"))
     return None
 
@@ -577,15 +626,13 @@ def workload_facts(body: Mapping[str, Any]) -> WorkloadFacts:
         pod_spec.get("serviceAccount")
     )
     return WorkloadFacts(
-        kind=kind,
-        namespace=_interned(metadata.get("namespace")),
-        name=_str(metadata.get("name")),
-        uses=secret_uses(pod_spec),
+        kind,
+        _interned(metadata.get("namespace")),
+        _str(metadata.get("name")),
+        secret_uses(pod_spec),
         # Pods always run as some account; "default" when the spec names none
-        service_account=service_account or ("default" if pod_spec or kind == "Pod" else None),
-        controller=controller
-        if controller is not None and controller[0] in WORKLOAD_KINDS
-        else None,
+        service_account or ("default" if pod_spec or kind == "Pod" else None),
+        controller if controller is not None and controller[0] in WORKLOAD_KINDS else None,
     )
 
 

@@ -120,8 +120,10 @@ def accounts_group(kind: str, name: str) -> str | None:
 
 # What the engine derives from policies and namespaces alone, keyed by
 # (credential kind, namespace, Secret type): the policies that cover that namespace and
-# govern that kind and type, in precedence order.
-PolicyMemo = dict[tuple[str, str, str | None], tuple[PolicyFacts, ...]]
+# govern that kind and type, in precedence order; and, when every one of them governs
+# every such credential (no selector, no exemptions), what the engine derives from that
+# list (its `_PolicySet`), else None.
+PolicyMemo = dict[tuple[str, str, str | None], tuple[tuple[PolicyFacts, ...], Any]]
 # A Secret as it appears in the value index: its (namespace, name) key in `secrets`
 _SecretRef = tuple[str, str]
 
@@ -136,6 +138,8 @@ class Inventory:
         self.policies: dict[tuple[str, str, str], PolicyFacts] = {}
         # Filled by the engine, emptied whenever a policy or a namespace changes.
         self.policy_memo: PolicyMemo = {}
+        # namespace -> the valid policies that cover it, in the order of `policies`
+        self.policies_covering: dict[str, tuple[PolicyFacts, ...]] = {}
         # What the engine derives from a list of governing policies alone (owner keys,
         # ...), keyed by their identities: emptied with policy_memo, so an id stays the
         # id of a live policy for as long as an entry names it.
@@ -278,6 +282,8 @@ class Inventory:
             self._store_secret(facts)
         elif isinstance(facts, ServiceAccountFacts):
             self._store_service_account(facts)
+        elif isinstance(facts, WorkloadFacts):
+            self._store_workload(facts)
         else:
             self.upsert(facts)
 
@@ -408,14 +414,12 @@ class Inventory:
 
     def upsert_namespace(self, facts: NamespaceFacts) -> set[CredentialKey]:
         self.namespaces[facts.name] = facts
-        self.policy_memo.clear()  # a ClusterCredentialPolicy selects namespaces by label
-        self.policy_derived.clear()
+        self._forget_policy_memos()  # a ClusterCredentialPolicy selects namespaces by label
         return self.in_namespace(facts.name)
 
     def remove_namespace(self, name: str) -> set[CredentialKey]:
         self.namespaces.pop(name, None)
-        self.policy_memo.clear()
-        self.policy_derived.clear()
+        self._forget_policy_memos()
         return self.in_namespace(name)
 
     def upsert_binding(self, facts: BindingFacts) -> set[CredentialKey]:
@@ -445,15 +449,23 @@ class Inventory:
                 affected |= self._accounts_in(group)
         return affected
 
-    def upsert_workload(self, facts: WorkloadFacts) -> set[CredentialKey]:
+    def _store_workload(self, facts: WorkloadFacts) -> None:
+        """Store (or replace) a workload and index it."""
         key = facts.key  # one tuple for the dict and every index entry (`key` builds one)
-        affected = self.remove_workload(*key)
+        if key in self.workloads:
+            self.remove_workload(*key)
         self.workloads[key] = facts
         for use in facts.uses:
             _add_member(self._consumers, (facts.namespace, use.secret), key)
-            affected.add(_secret_key(facts.namespace, use.secret))
         if facts.service_account:
             _add_member(self._sa_users, (facts.namespace, facts.service_account), key)
+
+    def upsert_workload(self, facts: WorkloadFacts) -> set[CredentialKey]:
+        affected = self.remove_workload(*facts.key)
+        self._store_workload(facts)
+        for use in facts.uses:
+            affected.add(_secret_key(facts.namespace, use.secret))
+        if facts.service_account:
             affected.add(_sa_key(facts.namespace, facts.service_account))
         return affected
 
@@ -471,12 +483,15 @@ class Inventory:
             affected.add(_sa_key(namespace, facts.service_account))
         return affected
 
+    def _forget_policy_memos(self) -> None:
+        self.policy_memo.clear()
+        self.policies_covering.clear()
+        self.policy_derived.clear()
+
     def upsert_policy(self, facts: PolicyFacts) -> None:
         self.policies[facts.key] = facts
-        self.policy_memo.clear()
-        self.policy_derived.clear()
+        self._forget_policy_memos()
 
     def remove_policy(self, kind: str, namespace: str, name: str) -> None:
         self.policies.pop((kind, namespace, name), None)
-        self.policy_memo.clear()
-        self.policy_derived.clear()
+        self._forget_policy_memos()

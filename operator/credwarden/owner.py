@@ -74,7 +74,6 @@ def _own_owner(meta: Meta, annotation_keys: Sequence[str], label_keys: Sequence[
 def infer_owner(
     meta: Meta,
     inventory: Inventory,
-    *,
     service_account: str | None = None,
     annotation_keys: Sequence[str] = (),
     label_keys: Sequence[str] = (),

@@ -41,21 +41,22 @@ RULES: dict[str, tuple[Severity, str]] = {
 EXPIRING_RULES = frozenset({"credential-expiring", "certificate-expiring"})
 
 
+# "00" to "99", for rfc3339: assembling an instant from these costs about half of
+# %-formatting its six integers, and the engine formats a few instants per credential
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
+
+
 def rfc3339(moment: datetime | None) -> str | None:
     """`2026-11-22T12:00:00Z`: UTC, whole seconds."""
     if moment is None:
         return None
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    # %-formatting of the fields is about 2x cheaper than isoformat() on an aware datetime
-    # and 4x cheaper than strftime (which also leaves years below 1000 unpadded on glibc);
-    # the engine formats a few instants per credential
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031
-        utc.year,
-        utc.month,
-        utc.day,
-        utc.hour,
-        utc.minute,
-        utc.second,
+    # not isoformat() (2x dearer on an aware datetime) nor strftime (4x, and it leaves
+    # years below 1000 unpadded on glibc)
+    two, year = _TWO_DIGITS, utc.year
+    return (
+        f"{two[year // 100]}{two[year % 100]}-{two[utc.month]}-{two[utc.day]}"
+        f"T{two[utc.hour]}:{two[utc.minute]}:{two[utc.second]}Z"
     )
 
 

@@ -13,7 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from credwarden.durations import add, format_duration, parse_duration
-from credwarden.facts import Meta, PolicyFacts, SecretFacts, ServiceAccountFacts
+from credwarden.facts import (
+    SA_TOKEN_TYPE,
+    TLS_TYPE,
+    Meta,
+    PolicyFacts,
+    SecretFacts,
+    ServiceAccountFacts,
+)
 from credwarden.identity import is_control_plane_account, looks_like_person
 from credwarden.immutable import immutable
 from credwarden.inventory import CredentialKey, Inventory
@@ -90,13 +97,17 @@ def _expiry_findings(context: RuleContext, expired_rule: str, expiring_rule: str
     deadline = context.deadline
     if deadline is None:
         return []
-    context.milestone(deadline.warn_from)
-    context.milestone(deadline.expires_at)
+    now, warn_from, expires_at = context.now, deadline.warn_from, deadline.expires_at
+    # context.milestone() for both, written out (this runs for most credentials)
+    if warn_from > now:
+        context.milestones.append(warn_from)
+    if expires_at > now:
+        context.milestones.append(expires_at)
     policy = deadline.policy.display_name
-    when = rfc3339(deadline.expires_at)
-    if context.now >= deadline.expires_at:
+    when = rfc3339(expires_at)
+    if now >= expires_at:
         return [Finding.of(expired_rule, f"expired {when}, {deadline.why} (policy {policy})")]
-    if context.now >= deadline.warn_from:
+    if now >= warn_from:
         return [Finding.of(expiring_rule, f"expires {when}, {deadline.why} (policy {policy})")]
     return []
 
@@ -359,10 +370,11 @@ TLS_RULES = tuple(r for r in SECRET_RULES if r not in (*_TOKEN_ONLY, rule_secret
 STORED_RULES = tuple(r for r in SECRET_RULES if r not in (*_TOKEN_ONLY, rule_certificate))
 
 
+_RULES_BY_TYPE = {SA_TOKEN_TYPE: TOKEN_RULES, TLS_TYPE: TLS_RULES}
+
+
 def rules_for(secret: SecretFacts | None) -> tuple[Rule, ...]:
     """The rules of the chain that can find anything for this credential, in chain order."""
     if secret is None:
         return ACCOUNT_RULES
-    if secret.is_token:
-        return TOKEN_RULES
-    return TLS_RULES if secret.is_tls else STORED_RULES
+    return _RULES_BY_TYPE.get(secret.type, STORED_RULES)
