@@ -69,6 +69,20 @@ async def test_fresh_plans_are_taken_before_the_backlog_each_in_arrival_order() 
     assert taken == ["f1", "f2", "b1", "b2", "b3"]
 
 
+async def test_a_held_backlog_waits_for_its_release_while_fresh_plans_go() -> None:
+    # a pass over every credential is evaluated whole before its backlog is written
+    queue = WriteQueue()
+    queue.hold_backlog()
+    queue.put(plan("b1", lane=Lane.BACKLOG))
+    queue.put(plan("f1"))
+    assert [p.key.name for p in await take_all(queue)] == ["f1"]
+    waiting = asyncio.create_task(queue.take())  # an idle worker
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    queue.release_backlog()
+    assert (await asyncio.wait_for(waiting, 1)).key.name == "b1"
+
+
 async def test_a_newer_plan_replaces_the_waiting_one_in_its_place() -> None:
     queue = WriteQueue()
     queue.put(plan("a", lane=Lane.BACKLOG))

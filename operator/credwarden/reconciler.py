@@ -184,7 +184,12 @@ class Reconciler:
             if self._dirty or self._dirty_in_bulk:
                 fresh, self._dirty = self._dirty, set()
                 bulk, self._dirty_in_bulk = self._dirty_in_bulk - fresh, set()
-                await self._evaluate(fresh, bulk, now)
+                if bulk:
+                    self.queue.hold_backlog()
+                try:
+                    await self._evaluate(fresh, bulk, now)
+                finally:
+                    self.queue.release_backlog()
                 if first_pass:
                     # the inventory and records of the first listing live as long as the
                     # process and hold no cycles: keep the cyclic GC from re-walking them

@@ -64,6 +64,10 @@ class WriteQueue:
         self._in_flight: set[CredentialKey] = set()
         # workers waiting for a plan; each plan queued wakes one of them, not all
         self._idle_workers: deque[asyncio.Future[None]] = deque()
+        # while a pass over every credential is being evaluated, its backlog waits: the
+        # pass finishes first (the records, metrics and statuses show the whole cluster
+        # within seconds), and no backlog entry is planned twice meanwhile
+        self._backlog_held = False
 
     def __len__(self) -> int:
         """Plans waiting (not counting those being carried out)."""
@@ -116,6 +120,17 @@ class WriteQueue:
             await woken
         return plan
 
+    def hold_backlog(self) -> None:
+        """Take no backlog entry until `release_backlog` (fresh plans still go)."""
+        self._backlog_held = True
+
+    def release_backlog(self) -> None:
+        self._backlog_held = False
+        while self._idle_workers:  # each takes an entry or waits again
+            woken = self._idle_workers.popleft()
+            if not woken.done():
+                woken.set_result(None)
+
     def done(self, key: CredentialKey) -> None:
         """The plan for `key` has been carried out: a plan queued meanwhile may go."""
         self._in_flight.discard(key)
@@ -148,6 +163,8 @@ class WriteQueue:
 
     def _next(self) -> Plan | None:
         for lane, order in zip(Lane, self._order, strict=True):
+            if lane is Lane.BACKLOG and self._backlog_held:
+                break
             while order:
                 key = order.popleft()
                 plan = self._waiting.get(key)
