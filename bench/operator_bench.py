@@ -16,6 +16,10 @@ Figures per run (all from the same run, so ratios compare like with like):
   and whether they stayed within `--qps` and `--burst` (credwarden's client);
 - writes during `--quiet-seconds` once converged, as writes per hour;
 - creation -> annotation and -> Event latency for `--create-probes` new Secrets;
+- with `--backlog-probes N` (credwarden), the same for N Secrets created as soon as every
+  credential has been evaluated, while the first start's writes are still being carried
+  out, and how many operator writes came after the last of them was annotated and got
+  its Event (the backlog left; the probes' own writes count among those while converging);
 - deadline precision: `--deadline-probes` Secrets whose `credwarden.io/last-rotated`
   puts their expiry a few seconds ahead; expiry -> annotation and -> Event;
 - RSS and peak RSS (VmRSS/VmHWM) after convergence, asyncio tasks after convergence and
@@ -306,6 +310,7 @@ class Runner:
         evaluated_at: float | None = None
         peak_tasks = 0
         stats: dict[str, Any] = {}
+        backlog_probes: asyncio.Task[dict[str, float]] | None = None
         while True:
             await asyncio.sleep(args.poll)
             now = time.time()
@@ -329,6 +334,12 @@ class Runner:
             if result.impl == "credwarden":
                 evaluated_at = stats.get("all_evaluated_at")
                 done = bool(stats.get("converged")) and evaluated_at is not None
+                if evaluated_at is not None and backlog_probes is None and args.backlog_probes:
+                    backlog_probes = asyncio.create_task(
+                        self._create_probes(http, writes.url, "backlog", args.backlog_probes)
+                    )
+                if backlog_probes is not None and not backlog_probes.done():
+                    done = False
             else:
                 baseline = stats.get("baseline") or {}
                 total = baseline.get("inventory_credentials") or 0
@@ -369,6 +380,8 @@ class Runner:
                 figures["max_client_writes_1s"] <= args.qps * 1 + args.burst
                 and figures["max_client_writes_10s"] <= args.qps * 10 + args.burst
             )
+        if backlog_probes is not None:
+            self._backlog_figures(figures, await backlog_probes, writes, during)
         full = await get_json(http, stats_url, full="1")
         figures["rss_converged_mib"] = round(full["rss_kib"] / 1024, 1)
         figures["tasks_converged"] = full["asyncio_tasks"]
@@ -434,18 +447,7 @@ class Runner:
             ) as response:
                 response.raise_for_status()
             targets[name] = target
-        created: dict[str, float] = {}
-        interval = 1 / args.create_rate
-        for index in range(args.create_probes):
-            name = f"create-{run_id}-{index}"
-            body = probe_secret(name, UNOWNED_NAMESPACE, {})
-            sent = time.time()
-            async with http.post(
-                f"{url}/api/v1/namespaces/{UNOWNED_NAMESPACE}/secrets", json=body
-            ) as response:
-                response.raise_for_status()
-            created[name] = sent
-            await asyncio.sleep(max(0.0, sent + interval - time.time()))
+        created = await self._create_probes(http, url, f"create-{run_id}", args.create_probes)
         # wait for every probe's annotation and Event, within a bound
         slack = args.timer_interval + 30 if result.impl == "baseline" else args.probe_timeout
         give_up = max(max(targets.values(), default=0), time.time()) + slack
@@ -464,15 +466,48 @@ class Runner:
             ]
             if not pending or time.time() > give_up:
                 break
-        # creation times from the server's log of the harness's own POSTs
-        for row in writes.rows:
-            if row["source"] == "harness" and row["method"] == "POST" and row["name"] in created:
-                created[row["name"]] = row["time"]
+        _creation_times(created, writes)
         figures = result.figures
         figures.update(
             _latencies("create", create_found, created),
             **_latencies("deadline", deadline_found, targets),
         )
+
+    async def _create_probes(
+        self, http: aiohttp.ClientSession, url: str, prefix: str, count: int
+    ) -> dict[str, float]:
+        """`count` new Secrets without an owner, at --create-rate; name -> time sent."""
+        created: dict[str, float] = {}
+        interval = 1 / self.args.create_rate
+        for index in range(count):
+            name = f"{prefix}-{index}"
+            body = probe_secret(name, UNOWNED_NAMESPACE, {})
+            sent = time.time()
+            async with http.post(
+                f"{url}/api/v1/namespaces/{UNOWNED_NAMESPACE}/secrets", json=body
+            ) as response:
+                response.raise_for_status()
+            created[name] = sent
+            await asyncio.sleep(max(0.0, sent + interval - time.time()))
+        return created
+
+    def _backlog_figures(
+        self,
+        figures: dict[str, Any],
+        created: dict[str, float],
+        writes: WriteLog,
+        during: list[dict[str, Any]],
+    ) -> None:
+        """Latencies of the probes created during the first start, and the backlog left."""
+        _creation_times(created, writes)
+        found = _first_after(writes, UNOWNED_NAMESPACE, created, status_change=False)
+        figures.update(_latencies("backlog", found, created))
+        done = [max(a, e) for a, e in found.values() if a is not None and e is not None]
+        if done:
+            last = max(done)
+            figures["backlog_writes_after_probes"] = sum(
+                1 for row in during if row["time"] > last and row["name"] not in created
+            )
 
     async def _touch(
         self,
@@ -551,6 +586,13 @@ def _by_kind(rows: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _creation_times(created: dict[str, float], writes: WriteLog) -> None:
+    """Creation times from the server's log of the harness's own POSTs."""
+    for row in writes.rows:
+        if row["source"] == "harness" and row["method"] == "POST" and row["name"] in created:
+            created[row["name"]] = row["time"]
+
+
 def _first_after(
     writes: WriteLog, namespace: str, since: dict[str, float], *, status_change: bool
 ) -> dict[str, tuple[float | None, float | None]]:
@@ -613,6 +655,9 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("create_to_annotation_p99_ms", "creation -> annotation p99 (ms)"),
     ("create_to_event_p50_ms", "creation -> Event p50 (ms)"),
     ("create_to_event_p99_ms", "creation -> Event p99 (ms)"),
+    ("backlog_to_both_p50_ms", "creation during the first start -> annotation+Event p50 (ms)"),
+    ("backlog_to_both_p99_ms", "creation during the first start -> annotation+Event p99 (ms)"),
+    ("backlog_writes_after_probes", "first-start writes still to come once the probes were done"),
     ("deadline_to_both_p50_ms", "expiry -> annotation+Event p50 (ms)"),
     ("deadline_to_both_p99_ms", "expiry -> annotation+Event p99 (ms)"),
     ("rss_steady_mib", "RSS once converged (MiB)"),
@@ -701,6 +746,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet-seconds", type=float, default=20.0)
     parser.add_argument("--create-probes", type=int, default=50)
     parser.add_argument("--create-rate", type=float, default=10.0, help="probes per second")
+    parser.add_argument(
+        "--backlog-probes",
+        type=int,
+        default=0,
+        help="Secrets created while the first start's writes are carried out (credwarden)",
+    )
     parser.add_argument("--deadline-probes", type=int, default=20)
     parser.add_argument("--deadline-lead", type=int, default=8, help="seconds to first expiry")
     parser.add_argument("--probe-timeout", type=float, default=30.0)

@@ -150,8 +150,8 @@ class Probe:
         self.args = args
         self.started = time.time()
         self.state: Any = None  # credwarden's OperatorState
-        # when every credential listed at startup had been evaluated once (the first
-        # pass evaluates all of them before it carries out any plan)
+        # when every credential listed at startup had been evaluated once (its plans are
+        # carried out from the write queue meanwhile and afterwards)
         self.all_evaluated_at: float | None = None
         self.first_pass_done_at: float | None = None
 
@@ -201,6 +201,8 @@ class Probe:
                 annotation_writes=reconciler.stats.writes,
                 events_posted=reconciler.stats.events_posted,
                 write_errors=reconciler.stats.write_errors,
+                plans_waiting=len(reconciler.queue),
+                plans_in_flight=reconciler.queue.in_flight,
             )
             if full:
                 governed: dict[str, int] = {}

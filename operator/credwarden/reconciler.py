@@ -132,6 +132,7 @@ class Reconciler:
         self._status_changes_seen = (-1, -1)  # (records.changes, enforcer.changes)
         self._last_status_pass = float("-inf")
         self._status_pass_due = asyncio.Event()
+        self._first_pass_evaluated = asyncio.Event()
 
     # ---- inputs from the watches ----------------------------------------------------
     def mark(self, keys: Iterable[CredentialKey]) -> None:
@@ -197,6 +198,7 @@ class Reconciler:
                     # collect first: garbage still uncollected would be frozen for good
                     gc.collect()
                     gc.freeze()
+                    self._first_pass_evaluated.set()
                 continue
             self.enforcer.budgets_reopened(now)  # a BudgetExhausted condition ends
             timeout = self._start_status_pass()
@@ -299,9 +301,11 @@ class Reconciler:
             listener(record, key)
 
     def _retry_later(self, key: CredentialKey) -> None:
-        """Evaluate the credential again RETRY_AFTER_CONFLICT from now, on a whole second:
-        retries planned within a second (a batch blocked by a spent budget) go together."""
-        when = (self.clock() + RETRY_AFTER_CONFLICT).replace(microsecond=0) + timedelta(seconds=1)
+        """Evaluate the credential again about RETRY_AFTER_CONFLICT from now: on the half
+        second, so that retries planned within a second (a batch blocked by a spent
+        budget) are evaluated together, and apart from the deadlines, which fall on whole
+        seconds (the annotations' precision)."""
+        when = (self.clock() + RETRY_AFTER_CONFLICT).replace(microsecond=500_000)
         earliest = self.schedule.next_deadline()
         self.schedule.set(key, when)
         if earliest is None or when < earliest:
@@ -309,6 +313,10 @@ class Reconciler:
 
     # ---- carrying out plans (a fixed pool of workers) ------------------------------------
     async def _carry_out_plans(self) -> None:
+        # no write before every credential has been evaluated once: the writes' replies
+        # and their echoes through the watches would share the CPU with the first pass,
+        # which shows the cluster's state (metrics, statuses) as soon as it ends
+        await self._first_pass_evaluated.wait()
         while True:
             taken = await self.queue.take()
             key = taken.key
