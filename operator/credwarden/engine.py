@@ -139,22 +139,33 @@ def _governing(
 
 class _Limit:
     """One policy's limit for one kind of Secret (legacy token, TLS, stored), its
-    durations parsed and its reasons formatted once per policy list, not per credential."""
+    durations parsed and its reasons formatted once per policy list, not per credential.
+    A certificate limit may have no maxAge (`by_age` False): its notAfter decides."""
 
-    __slots__ = ("action", "aged_window", "max_age", "policy", "why", "why_rotated", "window")
+    __slots__ = (
+        "action",
+        "aged_window",
+        "by_age",
+        "max_age",
+        "policy",
+        "why",
+        "why_rotated",
+        "window",
+    )
 
     def __init__(
         self,
         policy: PolicyFacts,
         action: str,
         max_age: timedelta | None,
+        max_age_text: str | None,
         window: timedelta,
-        max_age_text: str | None = None,
         aged_window: timedelta | None = None,
     ) -> None:
         self.policy = policy
         self.action = action
-        self.max_age = max_age
+        self.by_age = max_age is not None
+        self.max_age = max_age if max_age is not None else timedelta(0)
         self.window = window  # the warning window
         # TLS: the window when maxAge applies (a quarter of it if that is shorter)
         self.aged_window = window if aged_window is None else aged_window
@@ -169,7 +180,7 @@ def _token_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
         if token:
             max_age = parse_duration(token.maxAge)
             window = warning_window(max_age, token.warnBefore, TOKEN_WARNING)
-            limits.append(_Limit(policy, token.action, max_age, window, token.maxAge))
+            limits.append(_Limit(policy, token.action, max_age, token.maxAge, window))
     return tuple(limits)
 
 
@@ -186,7 +197,7 @@ def _certificate_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
             aged_window = min(CERTIFICATE_WARNING, max_age / 4)
         else:
             aged_window = window
-        limits.append(_Limit(policy, "Warn", max_age, window, certificate.maxAge, aged_window))
+        limits.append(_Limit(policy, "Warn", max_age, certificate.maxAge, window, aged_window))
     return tuple(limits)
 
 
@@ -197,7 +208,7 @@ def _stored_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
         if stored:
             max_age = parse_duration(stored.maxAge)
             window = warning_window(max_age, stored.warnBefore, SECRET_WARNING)
-            limits.append(_Limit(policy, stored.action, max_age, window, stored.maxAge))
+            limits.append(_Limit(policy, stored.action, max_age, stored.maxAge, window))
     return tuple(limits)
 
 
@@ -344,7 +355,7 @@ def _deadline(
     if secret_type == SA_TOKEN_TYPE:
         if created:
             for limit in limits:
-                expires_at = add(created, limit.max_age)  # type: ignore[arg-type]
+                expires_at = add(created, limit.max_age)
                 candidates.append((expires_at, limit.window, limit.policy, limit.action, limit.why))
     elif secret_type == TLS_TYPE:
         not_after = secret.cert_not_after
@@ -353,7 +364,7 @@ def _deadline(
         since_rotation = rotated and created and rotated > created
         for limit in limits:
             expires_at, window, why = not_after, limit.window, NOT_AFTER
-            if limit.max_age is not None and rotated:
+            if limit.by_age and rotated:
                 window = limit.aged_window
                 by_age = add(rotated, limit.max_age)
                 if by_age < expires_at:
@@ -363,7 +374,7 @@ def _deadline(
     elif rotated:
         since_rotation = created and rotated > created
         for limit in limits:
-            expires_at = add(rotated, limit.max_age)  # type: ignore[arg-type]
+            expires_at = add(rotated, limit.max_age)
             why = limit.why_rotated if since_rotation else limit.why
             candidates.append((expires_at, limit.window, limit.policy, limit.action, why))
     return _pick(candidates)
