@@ -170,9 +170,10 @@ async def test_it_writes_the_annotations_and_events_credwarden_writes_on_the_exa
         for key in governed:  # status and expiry, spelled out: what the benchmark relies on
             assert ours(emulator)[key][CW + "status"] == wanted[key][CW + "status"]
             assert ours(emulator)[key].get(CW + "expires-at") == wanted[key].get(CW + "expires-at")
-        # kopf posts Events in the background: wait for the last ones
+        # kopf posts Events in the background: wait for the last ones (a loaded machine
+        # can take longer than 15 s: seen once with a benchmark beside the tests)
         with contextlib.suppress(TimeoutError):
-            await wait_until(lambda: event_pairs(emulator) == wanted_events, 15)
+            await wait_until(lambda: event_pairs(emulator) == wanted_events, 45)
         pairs = event_pairs(emulator)
         assert set(pairs) == set(wanted_events)
         assert len(pairs) == len(set(pairs)), "one Event per finding, not one per handler"
