@@ -81,6 +81,43 @@ async def test_a_namespace_deleted_while_tracked_leaves_everything_else_governed
         assert state.reconciler.stats.write_errors == 0
 
 
+async def test_an_event_the_api_refused_is_posted_again_before_the_annotation_records_it() -> None:
+    objects = [
+        secret("orphan", "team", "value-of-the-orphan-xyz"),
+        {
+            "apiVersion": "credwarden.io/v1alpha1",
+            "kind": "ClusterCredentialPolicy",
+            "metadata": {"name": "p"},
+            "spec": {"limits": {"secrets": {}}, "ownership": {}},
+        },
+    ]
+    async with emulated_cluster(objects) as sandbox:
+        refused = kmock.KubernetesError(status=500, reason="InternalError", message="etcd down")
+
+        def posting_an_event(request: kmock.Request) -> bool:
+            return request.method.value == "POST" and "MissingOwner" in str(request.data)
+
+        # more failures than the client's retries: the first plan's Event is lost
+        sandbox.emulator.fail(posting_an_event, *[refused] * 4)
+        async with operator_on(sandbox) as state:
+            await wait_until(lambda: state.reconciler.stats.write_errors >= 1, 10)
+            # not annotated as announced while the Event is missing ...
+            assert CW + "findings" not in annotations(sandbox, "team", "orphan")
+            # ... and once the API takes Events again, both come, the Event first
+            await wait_until(
+                lambda: (
+                    annotations(sandbox, "team", "orphan").get(CW + "findings") == "missing-owner"
+                ),
+                15,
+            )
+            events = [
+                found.raw
+                for key, found in list(sandbox.emulator.objects.items())
+                if key[0].plural == "events" and found is not None and not found.deleted
+            ]
+            assert [event["reason"] for event in events] == ["MissingOwner"]
+
+
 async def test_a_rotation_finishes_even_when_its_policy_is_deleted_meanwhile() -> None:
     objects = [
         secret("db", "team", OLD, creationTimestamp="2020-01-01T00:00:00Z"),

@@ -344,10 +344,13 @@ class Reconciler:
         record, key = plan.record, plan.key
         actions = plan.actions or ()  # (a backlog entry is planned before it gets here)
         announced = self._announced.setdefault(key, set())
+        undelivered = False
         for action in actions:
             if isinstance(action, PostEvent) and action.reason not in announced:
-                await self._post_event(plan, action)
-                announced.add(action.reason)
+                if await self._post_event(plan, action):
+                    announced.add(action.reason)
+                else:
+                    undelivered = True
         # the annotations are written on the version evaluated, or on the one the plan's
         # own enforcement left (a rotation): a change by anyone else makes the write fail
         version = plan.resource_version
@@ -360,13 +363,19 @@ class Reconciler:
                 self._retry_later(key)
             version = self.enforcer.version_left(key) or version
             gone |= done and isinstance(action, Revoke) and action.enforced
+        if undelivered and not gone:
+            # the annotations record which findings were announced: written now, they
+            # would say so of an Event that never got through. Evaluated again soon, the
+            # plan posts it again, then annotates
+            self._retry_later(key)
+            return
         for action in actions:
             if isinstance(action, Annotate) and not gone:
                 # events stay remembered until the watch shows the annotation written:
                 # until then a re-evaluation from the older version plans them again
                 await self._annotate(record, action, version)
 
-    async def _post_event(self, plan: Plan, event: PostEvent) -> None:
+    async def _post_event(self, plan: Plan, event: PostEvent) -> bool:
         record = plan.record
         try:
             await self.client.post_event(
@@ -387,7 +396,7 @@ class Reconciler:
                 reason=event.reason,
                 error=str(error),
             )
-            return
+            return False
         logs.action(
             "event",
             record,
@@ -396,6 +405,7 @@ class Reconciler:
             reason=event.reason,
             event_type=event.type,
         )
+        return True
 
     async def _annotate(self, record: LifecycleRecord, action: Annotate, version: str) -> bool:
         """Write the annotations if the object is still at `version`."""
