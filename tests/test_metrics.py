@@ -344,6 +344,11 @@ async def test_a_running_operator_serves_its_metrics() -> None:
             status = by_name(found["credwarden_credential_status"])
             assert len(status) == len(state.reconciler.records)
             assert found["credwarden_ready"] == {frozenset(): 1}
+            # converged: nothing waits to be written, in either lane
+            assert found["credwarden_write_queue_plans"] == {
+                frozenset({("lane", "fresh")}): 0,
+                frozenset({("lane", "backlog")}): 0,
+            }
             assert found["credwarden_reconcile_duration_seconds_count"][frozenset()] >= 1
             assert found["credwarden_evaluations_total"][frozenset()] >= len(status)
             last = found["credwarden_last_event_timestamp_seconds"][frozenset()]

@@ -23,6 +23,7 @@ from credwarden.reconciler import STATUS_INTERVAL, WORST_OFFENDERS
 from credwarden.records import COMPLIANT, EXPIRING, NON_COMPLIANT, STATUS_ORDER
 from credwarden.sandbox import Sandbox, emulated_cluster, operator_on
 from credwarden.snapshot import inventory_from_objects
+from credwarden.writequeue import Lane
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -162,6 +163,10 @@ async def test_the_backlog_holds_credentials_not_plans_and_plans_each_when_its_t
         queue = sandbox.state.reconciler.queue
         assert len(queue) > BACKLOG // 2
         assert queue.planned_ahead == 0
+        # what credwarden_write_queue_plans shows: the backlog, and no fresh change waiting
+        waiting = queue.waiting_by_lane()
+        assert waiting[Lane.BACKLOG] > BACKLOG // 2
+        assert waiting[Lane.FRESH] == 0
         await converged(sandbox)
         assert annotated(emulator) == BACKLOG
         pairs = event_pairs(emulator)

@@ -211,6 +211,13 @@ FAMILIES: tuple[Family, ...] = (
     Family("credwarden_writes", "counter", "Writes to the API (annotations, status).", ()),
     Family("credwarden_events_posted", "counter", "Kubernetes Events posted.", ()),
     Family(
+        "credwarden_write_queue_plans",
+        "gauge",
+        "Credentials whose writes wait, by lane: fresh (changes, deadlines, retries) and "
+        "backlog (a first start's or a policy change's pass).",
+        ("lane",),
+    ),
+    Family(
         "credwarden_ready",
         "gauge",
         "1 once every watched kind has been listed and the reconcile loop runs.",
@@ -558,6 +565,11 @@ class OperatorCollector(Collector):
         yield _family("credwarden_events_posted", [((), float(stats.events_posted))])
         if metrics.last_event is not None:
             yield _family("credwarden_last_event_timestamp_seconds", [((), metrics.last_event)])
+        waiting = metrics.reconciler.queue.waiting_by_lane()
+        yield _family(
+            "credwarden_write_queue_plans",
+            [((lane.name.lower(),), float(count)) for lane, count in waiting.items()],
+        )
         ready = 1.0 if metrics.reconciler.ready.is_set() else 0.0
         yield _family("credwarden_ready", [((), ready)])
         yield _family("credwarden_build_info", [((__version__,), 1.0)])

@@ -78,6 +78,13 @@ class WriteQueue:
         """Plans being carried out."""
         return len(self._in_flight)
 
+    def waiting_by_lane(self) -> dict[Lane, int]:
+        """Plans waiting in each lane (a pass over the waiting plans: for a scrape)."""
+        counts = dict.fromkeys(Lane, 0)
+        for plan in self._waiting.values():
+            counts[plan.lane] += 1
+        return counts
+
     @property
     def planned_ahead(self) -> int:
         """Waiting plans that hold their actions (fresh ones; backlog entries hold none)."""
