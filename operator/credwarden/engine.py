@@ -8,7 +8,7 @@ so a restart or a resync plans no event twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from credwarden.durations import add, parse_duration, subtract
@@ -38,7 +38,7 @@ from credwarden.facts import (
 )
 from credwarden.gcpause import paused_collection
 from credwarden.inventory import CredentialKey, Inventory
-from credwarden.models import OwnershipRules
+from credwarden.models import OwnershipRules, SecretLimits, TokenLimits
 from credwarden.owner import OWNER_ANNOTATION, OWNER_SOURCE_ANNOTATION, explicit_owner, infer_owner
 from credwarden.records import (
     COMPLIANT,
@@ -173,15 +173,28 @@ class _Limit:
         self.why_rotated = f"{max_age_text} after last rotation"
 
 
-def _token_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
+def _age_limits(
+    policies: Sequence[PolicyFacts],
+    limits_of: Callable[[PolicyFacts], TokenLimits | SecretLimits | None],
+    default_warning: timedelta,
+) -> tuple[_Limit, ...]:
+    """The maximum-age limits the policies set for one kind (tokens, or stored Secrets)."""
     limits: list[_Limit] = []
     for policy in policies:
-        token = policy.spec.limits.serviceAccountTokens if policy.spec else None
-        if token:
-            max_age = parse_duration(token.maxAge)
-            window = warning_window(max_age, token.warnBefore, TOKEN_WARNING)
-            limits.append(_Limit(policy, token.action, max_age, token.maxAge, window))
+        found = limits_of(policy)
+        if found:
+            max_age = parse_duration(found.maxAge)
+            window = warning_window(max_age, found.warnBefore, default_warning)
+            limits.append(_Limit(policy, found.action, max_age, found.maxAge, window))
     return tuple(limits)
+
+
+def _token_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
+    return _age_limits(policies, _token_limits_of, TOKEN_WARNING)
+
+
+def _token_limits_of(policy: PolicyFacts) -> TokenLimits | None:
+    return policy.spec.limits.serviceAccountTokens if policy.spec else None
 
 
 def _certificate_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
@@ -202,14 +215,11 @@ def _certificate_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
 
 
 def _stored_limits(policies: Sequence[PolicyFacts]) -> tuple[_Limit, ...]:
-    limits: list[_Limit] = []
-    for policy in policies:
-        stored = policy.spec.limits.secrets if policy.spec else None
-        if stored:
-            max_age = parse_duration(stored.maxAge)
-            window = warning_window(max_age, stored.warnBefore, SECRET_WARNING)
-            limits.append(_Limit(policy, stored.action, max_age, stored.maxAge, window))
-    return tuple(limits)
+    return _age_limits(policies, _stored_limits_of, SECRET_WARNING)
+
+
+def _stored_limits_of(policy: PolicyFacts) -> SecretLimits | None:
+    return policy.spec.limits.secrets if policy.spec else None
 
 
 class _PolicySet:
