@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conftest import policy_manifest
 from credwarden import scenario
 from credwarden.demo import with_mode
 from credwarden.emulator import ClusterEmulator, wait_until
@@ -106,15 +107,6 @@ def example_objects(at: datetime) -> list[dict[str, Any]]:
     return [*scenario.build_objects(at), *with_mode(scenario.example_policies(), "Audit")]
 
 
-def cluster_policy(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "credwarden.io/v1alpha1",
-        "kind": "ClusterCredentialPolicy",
-        "metadata": {"name": name},
-        "spec": dict(spec),
-    }
-
-
 def opaque_secret(name: str, namespace: str, created: datetime) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -187,7 +179,7 @@ async def test_it_writes_the_annotations_and_events_credwarden_writes_on_the_exa
 async def test_it_keeps_kopfs_default_state_on_every_credential() -> None:
     at = now()
     objects = [
-        cluster_policy("base", {"limits": {"secrets": {"maxAge": "90d"}}}),
+        policy_manifest("base", {"limits": {"secrets": {"maxAge": "90d"}}}),
         opaque_secret("db-password", "team", at - timedelta(days=1)),
         service_account("builder", "team"),
     ]
@@ -218,7 +210,7 @@ async def test_its_timer_notices_a_credential_crossing_its_expiry_and_posts_an_e
     max_age = 6
     deadline = created + timedelta(seconds=max_age)
     objects = [
-        cluster_policy("short", {"limits": {"secrets": {"maxAge": f"{max_age}s"}}}),
+        policy_manifest("short", {"limits": {"secrets": {"maxAge": f"{max_age}s"}}}),
         opaque_secret("soon", "team", created),
     ]
     async with emulated_cluster(objects) as sandbox, baseline_on(sandbox, timer_interval=0.5):

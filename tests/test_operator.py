@@ -15,6 +15,7 @@ import kmock
 import pytest
 import yaml
 
+from conftest import policy_manifest
 from credwarden import scenario
 from credwarden.crdgen import crd_manifests
 from credwarden.demo import with_mode
@@ -87,15 +88,6 @@ def secret(name: str, namespace: str, data: Mapping[str, str], **metadata: Any) 
         "type": "Opaque",
         "metadata": {"name": name, "namespace": namespace, **metadata},
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    }
-
-
-def cluster_policy(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "credwarden.io/v1alpha1",
-        "kind": "ClusterCredentialPolicy",
-        "metadata": {"name": name},
-        "spec": dict(spec),
     }
 
 
@@ -234,9 +226,9 @@ async def test_policy_status_and_printer_columns() -> None:
 async def test_an_invalid_policy_gets_a_condition_and_the_valid_one_still_governs() -> None:
     objects = [
         secret("app", "team", {"password": "a-long-enough-value"}),
-        cluster_policy("valid", {"limits": {"secrets": {"maxAge": "1d"}}}),
+        policy_manifest("valid", {"limits": {"secrets": {"maxAge": "1d"}}}),
         # the API server accepts an invalid regular expression; the operator must not
-        cluster_policy("broken", {"identity": {"personNamePatterns": ["(unclosed"]}}),
+        policy_manifest("broken", {"identity": {"personNamePatterns": ["(unclosed"]}}),
     ]
     async with cluster_with_operator(objects) as sandbox:
         broken = stored(sandbox.emulator, CCP, None, "broken")["status"]
@@ -251,7 +243,7 @@ async def test_an_invalid_policy_gets_a_condition_and_the_valid_one_still_govern
 
 # ---- deadlines while running ------------------------------------------------------------
 async def test_a_deadline_passing_while_running_is_acted_on_within_a_second() -> None:
-    policy = cluster_policy("short", {"limits": {"secrets": {"maxAge": "6s", "warnBefore": "3s"}}})
+    policy = policy_manifest("short", {"limits": {"secrets": {"maxAge": "6s", "warnBefore": "3s"}}})
     async with cluster_with_operator([policy]) as sandbox:
         emulator = sandbox.emulator
         response = await emulator.post(
@@ -312,7 +304,7 @@ async def test_kopf_stores_nothing_on_native_objects() -> None:
 async def test_an_api_error_on_a_write_is_retried() -> None:
     objects = [
         secret("app", "team", {"password": "a-long-enough-value"}),
-        cluster_policy("p", {"limits": {"secrets": {}}}),
+        policy_manifest("p", {"limits": {"secrets": {}}}),
     ]
     async with emulated_cluster(objects) as sandbox:
         failures = [kmock.KubernetesError(status=500), kmock.KubernetesError(status=503)]
@@ -341,7 +333,7 @@ async def test_deleting_the_policy_removes_credwardens_annotations() -> None:
             annotations={"credwarden.io/owner": "team-a"},  # set by a person: kept
         ),
         secret("orphan", "team", {"password": "another-long-value"}),
-        cluster_policy("p", {"limits": {"secrets": {}}, "ownership": {}}),
+        policy_manifest("p", {"limits": {"secrets": {}}, "ownership": {}}),
     ]
     async with cluster_with_operator(objects) as sandbox:
         emulator = sandbox.emulator
@@ -356,7 +348,7 @@ async def test_an_object_deleted_while_tracked_leaves_the_counts() -> None:
     objects = [
         secret("a", "team", {"password": "first-long-value"}),
         secret("b", "team", {"password": "second-long-value"}),
-        cluster_policy("p", {"limits": {"secrets": {}}}),
+        policy_manifest("p", {"limits": {"secrets": {}}}),
     ]
     async with cluster_with_operator(objects) as sandbox:
         emulator = sandbox.emulator
@@ -368,7 +360,7 @@ async def test_an_object_deleted_while_tracked_leaves_the_counts() -> None:
 
 
 async def test_watch_dropped_or_expired_resumes_without_duplicate_events() -> None:
-    objects = [cluster_policy("p", {"limits": {"secrets": {"maxAge": "1d"}}})]
+    objects = [policy_manifest("p", {"limits": {"secrets": {"maxAge": "1d"}}})]
     async with cluster_with_operator(objects) as sandbox:
         emulator = sandbox.emulator
         old = secret(
@@ -408,7 +400,7 @@ async def test_a_restarted_operator_posts_nothing_twice_and_writes_nothing() -> 
 async def test_a_compliant_credential_going_back_to_compliance_gets_a_normal_event() -> None:
     objects = [
         secret("db", "team", {"password": "a-long-enough-value"}),
-        cluster_policy("p", {"limits": {"secrets": {}}, "ownership": {}}),
+        policy_manifest("p", {"limits": {"secrets": {}}, "ownership": {}}),
     ]
     async with cluster_with_operator(objects) as sandbox:
         emulator = sandbox.emulator
@@ -445,7 +437,7 @@ def test_crds_in_the_emulator_match_the_generated_ones() -> None:
 async def test_a_401_on_a_write_logs_in_again_and_retries() -> None:
     objects = [
         secret("app", "team", {"password": "a-long-enough-value"}),
-        cluster_policy("p", {"limits": {"secrets": {}}}),
+        policy_manifest("p", {"limits": {"secrets": {}}}),
     ]
     async with emulated_cluster(objects) as sandbox:
         sandbox.emulator.fail(
@@ -469,7 +461,7 @@ async def test_a_namespace_scoped_operator_governs_only_matching_namespaces() ->
         secret("app", ns, {"password": f"value-of-{ns}-app"})
         for ns in ("team-a", "team-b", "other")
     ]
-    objects.append(cluster_policy("p", {"limits": {"secrets": {}}}))
+    objects.append(policy_manifest("p", {"limits": {"secrets": {}}}))
     async with (
         emulated_cluster(objects) as sandbox,
         operator_on(sandbox, namespaces=["team-*,!team-b"]),
@@ -490,7 +482,7 @@ async def test_a_namespace_scoped_operator_governs_only_matching_namespaces() ->
 async def test_a_write_that_times_out_is_retried() -> None:
     objects = [
         secret("app", "team", {"password": "a-long-enough-value"}),
-        cluster_policy("p", {"limits": {"secrets": {}}}),
+        policy_manifest("p", {"limits": {"secrets": {}}}),
     ]
 
     async def hang(_: Any) -> Any:
