@@ -397,6 +397,30 @@ def cronjob(name: str, namespace: str = "default", **spec: Any) -> Obj:
 
 
 # ---- policies --------------------------------------------------------------------------
+def lifecycle_record(
+    key: CredentialKey, status: str = "NonCompliant", **fields: Any
+) -> LifecycleRecord:
+    """A record as the engine makes them: `fields` given, every other one empty."""
+    values: dict[str, Any] = {
+        "key": key,
+        "type": "Opaque",
+        "uid": f"uid-{key.name}",
+        "owner": None,
+        "owner_source": None,
+        "created_at": None,
+        "last_rotated_at": None,
+        "expires_at": None,
+        "status": status,
+        "policy": None,
+        "mode": "Audit",
+        "policies": (),
+        "consumers": (),
+        "findings": (),
+    }
+    values.update(fields)
+    return LifecycleRecord(**values)
+
+
 def policy_manifest(name: str = "base", spec: Obj | None = None, *, namespace: str | None = None):
     """A ClusterCredentialPolicy manifest, or a CredentialPolicy when `namespace` is set."""
     meta: Obj = {"name": name}

@@ -14,6 +14,7 @@ import pytest
 import structlog
 from kopf._core.actions.loggers import ObjectLogger
 
+from conftest import lifecycle_record
 from credwarden import logs
 from credwarden.inventory import CredentialKey
 from credwarden.records import Finding, LifecycleRecord
@@ -69,23 +70,14 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
 
 def record(**changes: Any) -> LifecycleRecord:
     fields: dict[str, Any] = {
-        "key": CredentialKey("Secret", "team", "db"),
-        "type": "Opaque",
-        "uid": "uid-db",
         "owner": "team-a",
         "owner_source": "label:team",
-        "created_at": None,
-        "last_rotated_at": None,
-        "expires_at": None,
-        "status": "NonCompliant",
         "policy": "platform-baseline",
-        "mode": "Audit",
         "policies": ("platform-baseline",),
-        "consumers": (),
         "findings": (Finding.of("credential-expired", "expired (policy platform-baseline)"),),
     }
     fields.update(changes)
-    return LifecycleRecord(**fields)
+    return lifecycle_record(fields.pop("key", CredentialKey("Secret", "team", "db")), **fields)
 
 
 # ---- formats -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import NOW, cluster_policy, namespaced_policy
+from conftest import NOW, cluster_policy, lifecycle_record, namespaced_policy
 from credwarden.facts import PolicyFacts
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.kube import KubeClient
@@ -43,20 +43,12 @@ STATUSES = [COMPLIANT, EXPIRING, NON_COMPLIANT, EXEMPT, UNGOVERNED]
 
 
 def record(key: CredentialKey, status: str, policies: tuple[str, ...], rules: list[str]):
-    return LifecycleRecord(
-        key=key,
-        type="Opaque",
+    return lifecycle_record(
+        key,
+        status,
         uid=f"uid-{key}",
-        owner=None,
-        owner_source=None,
-        created_at=None,
-        last_rotated_at=None,
-        expires_at=None,
-        status=status,
         policy=policies[0] if policies else None,
-        mode="Audit",
         policies=policies,
-        consumers=(),
         findings=tuple(Finding.of(rule, f"{rule} on {key}") for rule in rules),
     )
 

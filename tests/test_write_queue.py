@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from conftest import lifecycle_record
 from credwarden.inventory import CredentialKey
 from credwarden.kube import RateLimiter, background
 from credwarden.records import COMPLIANT, NON_COMPLIANT, Action, Annotate, LifecycleRecord
@@ -16,22 +17,7 @@ def key(name: str) -> CredentialKey:
 
 
 def record(name: str, status: str = NON_COMPLIANT) -> LifecycleRecord:
-    return LifecycleRecord(
-        key=key(name),
-        type="Opaque",
-        uid=f"uid-{name}",
-        owner=None,
-        owner_source=None,
-        created_at=None,
-        last_rotated_at=None,
-        expires_at=None,
-        status=status,
-        policy="p",
-        mode="Audit",
-        policies=("p",),
-        consumers=(),
-        findings=(),
-    )
+    return lifecycle_record(key(name), status, policy="p", policies=("p",))
 
 
 def plan(name: str, status: str = NON_COMPLIANT, *, lane: Lane = Lane.FRESH, version="1") -> Plan:
