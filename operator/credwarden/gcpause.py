@@ -25,16 +25,19 @@ def paused_collection() -> Iterator[None]:
             gc.enable()
 
 
-def settle_long_lived() -> None:
-    """Once the first pass is done: collect what is garbage, keep the collector from
-    re-walking the inventory and records from then on (they live as long as the process
-    and hold no cycles), and hand the allocator's free pages back to the system.
-
-    Collecting first matters: garbage still uncollected at `gc.freeze()` would be frozen,
-    never freed. The first pass allocates far more than stays (plans, responses, the
-    watch events of its own writes); glibc keeps what it freed unless asked
-    (`malloc_trim`), which on a large cluster is tens of MiB of RSS for nothing."""
+def freeze_long_lived() -> None:
+    """Keep the collector from re-walking what exists now (the inventory and records:
+    they live as long as the process and hold no cycles). Collecting first matters:
+    garbage still uncollected at `gc.freeze()` would be frozen, never freed."""
     gc.collect()
     gc.freeze()
+
+
+def settle_long_lived() -> None:
+    """Once the first start has converged: `freeze_long_lived`, and hand the allocator's
+    free pages back to the system. The first start allocates far more than stays
+    (responses, the watch events of its own writes); glibc keeps what it freed unless
+    asked (`malloc_trim`), which on a large cluster is tens of MiB of RSS for nothing."""
+    freeze_long_lived()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)

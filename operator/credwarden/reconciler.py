@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -31,7 +30,7 @@ from credwarden import logs
 from credwarden.enforcer import Enforcer
 from credwarden.engine import evaluate_credential
 from credwarden.facts import PolicyFacts
-from credwarden.gcpause import settle_long_lived
+from credwarden.gcpause import freeze_long_lived, settle_long_lived
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.kube import (
     ApiError,
@@ -195,9 +194,7 @@ class Reconciler:
                     # the inventory and records of the first listing live as long as the
                     # process and hold no cycles: keep the cyclic GC from re-walking them
                     first_pass = False
-                    # collect first: garbage still uncollected would be frozen for good
-                    gc.collect()
-                    gc.freeze()
+                    freeze_long_lived()
                     self._first_pass_evaluated.set()
                 continue
             self.enforcer.budgets_reopened(now)  # a BudgetExhausted condition ends
