@@ -88,7 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     import pydantic  # noqa: F401
 
     _stage("pydantic")
-    import kopf  # noqa: F401
+    if args.impl == "credwarden":
+        # as `credwarden run` imports it: without the `kubernetes` client (kopfimport.py)
+        from credwarden.kopfimport import kopf
+    else:
+        import kopf  # noqa: F401
 
     _stage("kopf (+ kubernetes)" if "kubernetes" in sys.modules else "kopf")
     from credwarden import controller, runner  # noqa: F401

@@ -21,6 +21,7 @@ from credwarden import snapshot
 from credwarden.engine import evaluate
 from credwarden.facts import (
     PolicyFacts,
+    pack_uid,
 )
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.models import API_VERSION
@@ -418,6 +419,7 @@ def lifecycle_record(
         "findings": (),
     }
     values.update(fields)
+    values["packed_uid"] = pack_uid(values.pop("uid"))  # as the facts keep it
     return LifecycleRecord(**values)
 
 

@@ -19,13 +19,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-
 from credwarden.facts import WORKLOAD_KINDS, PolicyFacts, SecretFacts
 from credwarden.gcpause import paused_collection
 from credwarden.health import Heartbeat
 from credwarden.informer import Informer, ObjectKey, WatchedKind
 from credwarden.inventory import CredentialKey, Inventory
+from credwarden.kopfimport import kopf
 from credwarden.kube import Credentials, KubeClient, credentials_from
 from credwarden.policies import POLICY_KINDS
 from credwarden.reconciler import Reconciler

@@ -86,7 +86,7 @@ def previous_name(name: str) -> str:
 
 def pending_rotation(secret: SecretFacts) -> dict[str, Any] | None:
     """The rotation recorded as started on the Secret, if any (crash recovery)."""
-    raw = secret.meta.annotations.get(ROTATION_PENDING)
+    raw = secret.meta.annotation(ROTATION_PENDING)
     if not raw:
         return None
     try:
@@ -109,9 +109,9 @@ def _writer(secret: SecretFacts) -> str | None:
     meta = secret.meta
     if meta.controller is not None:
         return f"{meta.controller.kind}/{meta.controller.name}"
-    if release := meta.annotations.get(HELM_RELEASE):
+    if release := meta.annotation(HELM_RELEASE):
         return f"Helm release {release}"
-    if meta.annotations.get(ARGOCD_TRACKING) or meta.labels.get(ARGOCD_INSTANCE):
+    if meta.annotation(ARGOCD_TRACKING) or meta.labels.get(ARGOCD_INSTANCE):
         return "Argo CD"
     return None
 
@@ -158,7 +158,7 @@ def decide(
             return Decision(
                 "Refresh", policy, expired_at, why, owner=(controller.kind, controller.name)
             )
-        certificate = secret.meta.annotations.get(CERT_MANAGER_CERTIFICATE)
+        certificate = secret.meta.annotation(CERT_MANAGER_CERTIFICATE)
         if certificate and controller is None:
             return Decision("Refresh", policy, expired_at, why, owner=("Certificate", certificate))
         blocked = None

@@ -304,7 +304,7 @@ def last_rotated(secret: SecretFacts) -> datetime | None:
     The later one, so a Secret rotated by hand after credwarden last rotated it counts.
     """
     meta = secret.meta
-    recorded = meta.annotations.get(LAST_ROTATED_ANNOTATION)
+    recorded = meta.annotation(LAST_ROTATED_ANNOTATION)
     ours = parse_time(recorded) if recorded else None
     written = meta.data_changed_at
     if ours is None or written is None:
@@ -469,12 +469,15 @@ def _status(findings: Sequence[Finding]) -> str:
 def exemption(inventory: Inventory, meta: Meta, secret: SecretFacts | None) -> str | None:
     """Why a credential is exempt, or None. A legacy token shares its ServiceAccount's
     exemption: exempting an account would mean little if its tokens were revoked."""
-    if EXEMPT_ANNOTATION in meta.annotations:
-        return meta.annotations[EXEMPT_ANNOTATION]
+    if (reason := meta.annotation(EXEMPT_ANNOTATION)) is not None:
+        return reason
     if secret is not None and secret.is_token and secret.service_account:
         account = inventory.service_accounts.get((meta.namespace, secret.service_account))
-        if account is not None and EXEMPT_ANNOTATION in account.meta.annotations:
-            return f"its ServiceAccount is exempt: {account.meta.annotations[EXEMPT_ANNOTATION]}"
+        if (
+            account is not None
+            and (reason := account.meta.annotation(EXEMPT_ANNOTATION)) is not None
+        ):
+            return f"its ServiceAccount is exempt: {reason}"
     return None
 
 
@@ -583,14 +586,14 @@ def evaluate_credential(
     else:
         policy_name = mode = None
     review = context.milestones if status not in (EXEMPT, UNGOVERNED) else []
-    if secret is not None and (delete_after := meta.annotations.get(DELETE_AFTER)):
+    if secret is not None and (delete_after := meta.annotation(DELETE_AFTER)):
         cleanup_at = parse_time(delete_after)
-        if cleanup_at is not None and PREVIOUS_OF in meta.annotations and cleanup_at > now:
+        if cleanup_at is not None and meta.annotation(PREVIOUS_OF) is not None and cleanup_at > now:
             review.append(cleanup_at)  # credwarden's own previous-values Secret
     record = LifecycleRecord(
         key,
         record_type,
-        meta.uid,
+        meta.packed_uid,
         owner,
         owner_source,
         meta.created_at,
@@ -637,17 +640,15 @@ def plan_for(
     now: datetime,
 ) -> list[Action]:
     actions: list[Action] = []
-    # a plain dict for an object without annotations: the shared read-only empty mapping
-    # is a proxy, whose .get() is a method call on the dict behind it
-    current = meta.annotations or {}
+    current = meta.annotation
     desired = desired_annotations(record, meta)
     to_set: dict[str, str] = {}
     removed: list[str] = []
     for name, value in desired.items():  # a loop: no comprehension frames per credential
         if value is None:
-            if name in current:
+            if current(name) is not None:
                 removed.append(name)
-        elif current.get(name) != value:
+        elif current(name) != value:
             to_set[name] = value
     to_remove = tuple(removed)
     if to_set or to_remove:
@@ -656,11 +657,11 @@ def plan_for(
     # events: transitions from what credwarden last recorded on the object
     if record.status not in (EXEMPT, UNGOVERNED):
         previous_rules = (
-            set(filter(None, current.get(FINDINGS_ANNOTATION, "").split(",")))
+            set(filter(None, (current(FINDINGS_ANNOTATION) or "").split(",")))
             if record.findings
             else set()
         )
-        previous_status = current.get(STATUS_ANNOTATION)
+        previous_status = current(STATUS_ANNOTATION)
         for finding in record.findings:
             if finding.rule not in previous_rules:
                 actions.append(
@@ -694,7 +695,7 @@ def _enforcement_plan(
     """Revoke, rotate (or finish a rotation), restart consumers, clean up previous values."""
     actions: list[Action] = []
     key = record.key
-    pending = pending_rotation(secret) if ROTATION_PENDING in meta.annotations else None
+    pending = pending_rotation(secret) if meta.annotation(ROTATION_PENDING) is not None else None
     if pending is not None:
         # recorded as started on the object: finish it whatever the policies say now
         actions.append(
@@ -713,7 +714,7 @@ def _enforcement_plan(
                 resume=True,
             )
         )
-    elif restart := meta.annotations.get(RESTART_PENDING):
+    elif restart := meta.annotation(RESTART_PENDING):
         workloads = restartable(inventory.consumers_of(*secret.key))
         actions.append(RestartConsumers(key, restart, workloads))
     elif (
@@ -741,11 +742,11 @@ def _enforcement_plan(
             )
         elif decision.action == "Refresh" and decision.owner is not None:
             kind, name = decision.owner
-            asked = parse_time(meta.annotations.get(REFRESH_REQUESTED))
+            asked = parse_time(meta.annotation(REFRESH_REQUESTED))
             if asked is None or (now - asked).total_seconds() >= REFRESH_INTERVAL_SECONDS:
                 actions.append(Refresh(key, kind, name, policy, reason, enforced))
         elif decision.action == "Rotate" and spec.rotation is not None:
-            count = meta.annotations.get(ROTATIONS, "0")
+            count = meta.annotation(ROTATIONS) or "0"
             actions.append(
                 Rotate(
                     key,
@@ -761,11 +762,11 @@ def _enforcement_plan(
                     grace=spec.rotation.gracePeriod,
                 )
             )
-    if account := meta.annotations.get(RECREATE_OF):
+    if account := meta.annotation(RECREATE_OF):
         # a ServiceAccount recreation recorded and not finished (interrupted)
-        actions.append(RecreateAccount(key, account, meta.annotations.get(RECREATE_UID, "")))
-    if PREVIOUS_OF in meta.annotations:
-        cleanup_at = parse_time(meta.annotations.get(DELETE_AFTER))
+        actions.append(RecreateAccount(key, account, meta.annotation(RECREATE_UID) or ""))
+    if meta.annotation(PREVIOUS_OF) is not None:
+        cleanup_at = parse_time(meta.annotation(DELETE_AFTER))
         if cleanup_at is not None and cleanup_at <= now:
             actions.append(DeletePrevious(key, record.uid, meta.resource_version))
     return actions

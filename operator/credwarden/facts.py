@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from credwarden.certificates import CertificateError, certificate_not_after
 from credwarden.immutable import immutable
@@ -89,20 +90,40 @@ REPEATED_VALUE_ANNOTATIONS = frozenset(
     }
 )
 # Label sets repeat too (every object of an app carries the same ones): one dict per
-# distinct set, shared read-only by the facts of every object that carries it. Bounded:
-# when full it starts over (objects already read keep their dict; sharing resumes).
-_LABEL_SETS: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+# distinct set, shared read-only by the facts of every object that carries it. Keyed by
+# the hash of its items, not the items (a tuple of pairs: about 260 bytes per distinct
+# set, and one object in three has a set of its own); a hit is compared in full, and a
+# collision just goes unshared. Bounded: when full it starts over (objects already read
+# keep their dict; sharing resumes).
+_LABEL_SETS: dict[int, Mapping[str, str]] = {}
 _LABEL_SETS_SIZE = 1 << 16
 
 
-def _shared_labels(labels: dict[str, str]) -> Mapping[str, str]:
-    items = tuple(labels.items())
-    shared = _LABEL_SETS.get(items)
+# Small tuples of strings that repeat: the data keys of Secrets (`token`, `ca.crt`,
+# `namespace`; `tls.crt`, `tls.key`), the controller a ReplicaSet's Pods name. One copy
+# of each, bounded like the label sets.
+_SHARED_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_Strings = TypeVar("_Strings", bound=tuple[str, ...])
+
+
+def _shared_tuple(strings: _Strings) -> _Strings:
+    shared = _SHARED_TUPLES.get(strings)
     if shared is None:
-        if len(_LABEL_SETS) >= _LABEL_SETS_SIZE:
-            _LABEL_SETS.clear()
-        shared = _LABEL_SETS[items] = labels
-    return shared
+        if len(_SHARED_TUPLES) >= _LABEL_SETS_SIZE:
+            _SHARED_TUPLES.clear()
+        shared = _SHARED_TUPLES[strings] = strings
+    return shared  # type: ignore[return-value]
+
+
+def _shared_labels(labels: dict[str, str]) -> Mapping[str, str]:
+    digest = hash(tuple(labels.items()))
+    shared = _LABEL_SETS.get(digest)
+    if shared is not None and shared == labels:
+        return shared
+    if len(_LABEL_SETS) >= _LABEL_SETS_SIZE:
+        _LABEL_SETS.clear()
+    _LABEL_SETS[digest] = labels
+    return labels
 
 
 def _interned(value: Any) -> str:
@@ -149,6 +170,38 @@ def parse_date(value: Any) -> date | None:
         return None
 
 
+# Every object keeps its uid and resourceVersion for as long as the operator runs (for
+# write preconditions and Events): as strings, 85 and about 58 bytes; packed as ints, 44
+# and 28 to 32. A value that would not read back as the same string stays a string.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def pack_uid(uid: str) -> int | str:
+    """A uid in the API server's form (a lowercase UUID) as its 128-bit int."""
+    if len(uid) == 36 and _CANONICAL_UUID.fullmatch(uid):
+        return int(uid.replace("-", ""), 16)
+    return uid
+
+
+def unpack_uid(packed: int | str) -> str:
+    if type(packed) is str:
+        return packed
+    digits = f"{packed:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+def pack_version(version: str) -> int | str:
+    """A resourceVersion (opaque to clients; etcd's revision, in decimal, in practice) as
+    an int when it is a decimal number without a leading zero."""
+    if version.isascii() and version.isdigit() and (version[0] != "0" or version == "0"):
+        return int(version)
+    return version
+
+
+def unpack_version(packed: int | str) -> str:
+    return packed if type(packed) is str else str(packed)
+
+
 @immutable
 class OwnerRef:
     kind: str
@@ -161,11 +214,17 @@ class OwnerRef:
 class Meta:
     namespace: str
     name: str
-    uid: str
-    resource_version: str
+    # uid and resourceVersion packed (see pack_uid, pack_version): read `uid` and
+    # `resource_version`
+    packed_uid: int | str
+    packed_version: int | str
     created_at: datetime | None
     labels: Mapping[str, str]
-    annotations: Mapping[str, str]
+    # the annotations as two tuples, their keys (one tuple shared by every object with
+    # the same keys) and their values: about 60 bytes for an annotated credential against
+    # 270 for a dict. Read with `annotation()`.
+    annotation_keys: tuple[str, ...]
+    annotation_values: tuple[str, ...]
     owner_references: tuple[OwnerRef, ...]
     # the field manager that set the credwarden.io/owner annotation (from managedFields),
     # when known: all that `owner.explicit_owner` needs of managedFields' annotation owners
@@ -173,6 +232,26 @@ class Meta:
     # newest managedFields time that touched data/stringData
     data_changed_at: datetime | None
     deleting: bool
+
+    @property
+    def uid(self) -> str:
+        return unpack_uid(self.packed_uid)
+
+    @property
+    def resource_version(self) -> str:
+        return unpack_version(self.packed_version)
+
+    def annotation(self, key: str) -> str | None:
+        """The value of an annotation; None when absent."""
+        keys = self.annotation_keys
+        if key in keys:  # a scan of a few interned strings, at C speed
+            return self.annotation_values[keys.index(key)]
+        return None
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        """Every annotation kept, as a new dict (`annotation()` reads one)."""
+        return dict(zip(self.annotation_keys, self.annotation_values, strict=True))
 
     @property
     def controller(self) -> OwnerRef | None:
@@ -215,22 +294,23 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
         metadata = _dict(metadata)
     get = metadata.get
     # loops, not comprehensions: a comprehension is a function call of its own in 3.11
-    annotations: Mapping[str, str] = _EMPTY_MAP
+    annotation_keys: tuple[str, ...] = ()
+    annotation_values: tuple[str, ...] = ()
     found = get("annotations")
     if found and isinstance(found, dict):
-        kept: dict[str, str] = {}
+        keys: list[str] = []
+        values: list[str] = []
         for key, value in found.items():
-            if type(value) is str or isinstance(value, str):
-                kept[_intern(str(key))] = (
-                    _intern(str(value)) if key in REPEATED_VALUE_ANNOTATIONS else value
-                )
-        kept.pop(LAST_APPLIED, None)
-        if kept:
-            annotations = kept
+            if (type(value) is str or isinstance(value, str)) and key != LAST_APPLIED:
+                keys.append(_intern(str(key)))
+                values.append(_intern(str(value)) if key in REPEATED_VALUE_ANNOTATIONS else value)
+        if keys:
+            annotation_keys = _shared_tuple(tuple(keys))
+            annotation_values = tuple(values)
     labels: Mapping[str, str] = _EMPTY_MAP
     found = get("labels")
     if found and isinstance(found, dict):
-        kept = {}
+        kept: dict[str, str] = {}
         for key, value in found.items():
             if type(value) is str or isinstance(value, str):
                 kept[_intern(str(key))] = _intern(str(value))
@@ -260,11 +340,12 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
     return Meta(
         _intern(str(namespace)) if isinstance(namespace, str) else "",
         name if isinstance(name, str) else "",
-        uid if isinstance(uid, str) else "",
-        version if isinstance(version, str) else "",
+        pack_uid(uid) if isinstance(uid, str) else "",
+        pack_version(version) if isinstance(version, str) else "",
         parse_time(get("creationTimestamp")),
         labels,
-        annotations,
+        annotation_keys,
+        annotation_values,
         owners,
         owner_manager,
         data_changed_at,
@@ -276,9 +357,10 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
 class SecretFacts:
     meta: Meta
     type: str
-    # data key -> keyed hash of its value (HASH_BYTES raw bytes), for values worth
-    # comparing; never a value
-    value_hashes: Mapping[str, bytes]
+    # the keyed hash (HASH_BYTES raw bytes) of each value worth comparing, never a value:
+    # aligned with `data_keys`, None for a value not compared, () when none is. A tuple
+    # beside the shared `data_keys`, not a dict by data key (184 bytes per Secret).
+    digests: tuple[bytes | None, ...]
     cert_not_after: datetime | None = None
     cert_error: str | None = None
     service_account: str | None = None
@@ -290,6 +372,21 @@ class SecretFacts:
     @property
     def key(self) -> tuple[str, str]:
         return (self.meta.namespace, self.meta.name)
+
+    @property
+    def value_hashes(self) -> dict[str, bytes]:
+        """data key -> keyed hash of its value, for the values worth comparing."""
+        return {
+            key: digest
+            for key, digest in zip(self.data_keys, self.digests, strict=False)
+            if digest is not None
+        }
+
+    def distinct_digests(self) -> set[bytes]:
+        """The keyed hashes of its compared values, each once."""
+        found = set(self.digests)
+        found.discard(None)
+        return found  # type: ignore[return-value]
 
     @property
     def is_token(self) -> bool:
@@ -444,7 +541,6 @@ def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
     """Reduce a Secret to facts. Values are hashed and the certificate read, then dropped."""
     meta = meta_of(body)
     secret_type = _interned(body.get("type")) or "Opaque"
-    hashes: dict[str, bytes] = {}
     raw: dict[str, bytes] = {}
     data = body.get("data")
     if data and isinstance(data, dict):
@@ -461,31 +557,38 @@ def secret_facts(body: Mapping[str, Any], hash_key: bytes) -> SecretFacts:
         for key, text in string_data.items():
             if isinstance(text, str):
                 raw[_intern(str(key))] = text.encode()
+    data_keys = _shared_tuple(tuple(sorted(raw)) if len(raw) > 1 else tuple(raw))
+    digests: list[bytes | None] = []
+    compared = False
     inner, outer = _hmac_states(hash_key)
-    for key, value in raw.items():
+    for key in data_keys:
+        value = raw[key]
         if key not in NOT_COMPARED_KEYS and len(value) >= MIN_COMPARED_BYTES:
             # value_hash, inlined
             state = inner.copy()
             state.update(value)
             final = outer.copy()
             final.update(state.digest())
-            hashes[key] = final.digest()[:HASH_BYTES]
+            digests.append(final.digest()[:HASH_BYTES])
+            compared = True
+        else:
+            digests.append(None)
     not_after: datetime | None = None
     cert_error: str | None = None
     if secret_type == TLS_TYPE:
-        not_after, cert_error = _certificate(raw.get("tls.crt"), hashes.get("tls.crt"))
-    data_keys = tuple(sorted(raw)) if len(raw) > 1 else tuple(raw)
+        crt = raw.get("tls.crt")
+        digest = digests[data_keys.index("tls.crt")] if crt is not None else None
+        not_after, cert_error = _certificate(crt, digest)
     raw.clear()  # the values go now; only their hashes and the certificate's date stay
-    annotations = meta.annotations
     labels = meta.labels
     return SecretFacts(
         meta,
         secret_type,
-        hashes if hashes else _EMPTY_MAP,
+        tuple(digests) if compared else (),
         not_after,
         cert_error,
-        annotations.get(SA_NAME_ANNOTATION) or None if annotations else None,
-        annotations.get(SA_UID_ANNOTATION) or None if annotations else None,
+        meta.annotation(SA_NAME_ANNOTATION) or None,
+        meta.annotation(SA_UID_ANNOTATION) or None,
         parse_date(last_used) if (last_used := labels.get(LEGACY_LAST_USED)) else None,
         parse_date(invalid) if (invalid := labels.get(LEGACY_INVALID_SINCE)) else None,
         data_keys,
@@ -604,14 +707,29 @@ def secret_uses(pod_spec: Mapping[str, Any]) -> tuple[SecretUse, ...]:
     if not found:
         return ()
     # sorted by (secret, via), as SecretUse's fields
-    return tuple(SecretUse(_intern(str(name)), via) for name, via in sorted(found))
+    pairs = sorted(found)
+    digest = hash(tuple(pairs))
+    shared = _USE_TUPLES.get(digest)
+    if shared is not None and [(use.secret, use.via) for use in shared] == pairs:
+        return shared
+    if len(_USE_TUPLES) >= _LABEL_SETS_SIZE:
+        _USE_TUPLES.clear()
+    uses = _USE_TUPLES[digest] = tuple(SecretUse(_intern(str(name)), via) for name, via in pairs)
+    return uses
+
+
+# A Deployment, its ReplicaSets and each of their Pods read the same Secrets the same
+# way: one tuple of uses for all of them, keyed by the hash of its pairs (as the label
+# sets, and bounded like them).
+_USE_TUPLES: dict[int, tuple[SecretUse, ...]] = {}
 
 
 def _controller_of(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
     """(kind, name) of the controlling ownerReference (as `Meta.controller` finds it)."""
     for ref in _list(metadata.get("ownerReferences")):
         if isinstance(ref, dict) and ref.get("controller") is True:
-            return _interned(ref.get("kind")), _str(ref.get("name"))
+            # every Pod of a ReplicaSet names it: one tuple for all of them
+            return _shared_tuple((_interned(ref.get("kind")), _str(ref.get("name"))))
     return None
 
 

@@ -36,13 +36,13 @@ def explicit_owner(meta: Meta) -> str | None:
     say who set it, that decides; otherwise `credwarden.io/owner-source` does (credwarden
     writes a source other than `annotation` beside an inferred owner).
     """
-    value = meta.annotations.get(OWNER_ANNOTATION)
+    value = meta.annotation(OWNER_ANNOTATION)
     if not value:
         return None
     manager = meta.owner_annotation_manager
     if manager:
         return None if manager == FIELD_MANAGER else value
-    source = meta.annotations.get(OWNER_SOURCE_ANNOTATION)
+    source = meta.annotation(OWNER_SOURCE_ANNOTATION)
     return value if source in (None, "", "annotation") else None
 
 
@@ -51,7 +51,7 @@ def _own_owner(meta: Meta, annotation_keys: Sequence[str], label_keys: Sequence[
     if explicit:
         return explicit, "annotation"
     for key in annotation_keys:
-        if value := meta.annotations.get(key):
+        if value := meta.annotation(key):
             return value, _intern(f"annotation:{key}")
     for key in label_keys:
         if value := meta.labels.get(key):
@@ -60,11 +60,11 @@ def _own_owner(meta: Meta, annotation_keys: Sequence[str], label_keys: Sequence[
     if controller is not None and controller.kind and controller.name:
         return _intern(f"{controller.kind}/{controller.name}"), "ownerReference"
     # cert-manager sets no ownerReference by default, but names its Certificate
-    if certificate := meta.annotations.get(CERT_MANAGER_CERTIFICATE):
+    if certificate := meta.annotation(CERT_MANAGER_CERTIFICATE):
         return _intern(f"Certificate/{certificate}"), "cert-manager"
-    if release := meta.annotations.get(HELM_RELEASE):
+    if release := meta.annotation(HELM_RELEASE):
         return _intern(f"helm:{release}"), "helm"
-    if tracking := meta.annotations.get(ARGOCD_TRACKING):
+    if tracking := meta.annotation(ARGOCD_TRACKING):
         return _intern(f"argocd:{tracking.split(':', 1)[0]}"), "argocd"
     if instance := meta.labels.get(ARGOCD_INSTANCE):
         return _intern(f"argocd:{instance}"), "argocd"

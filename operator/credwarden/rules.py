@@ -24,7 +24,7 @@ from credwarden.facts import (
 from credwarden.identity import is_control_plane_account, looks_like_person
 from credwarden.immutable import immutable
 from credwarden.inventory import CredentialKey, Inventory
-from credwarden.records import Consumer, Finding, rfc3339
+from credwarden.records import Consumer, Finding
 from credwarden.selection import name_matches, precedence_key
 
 
@@ -103,13 +103,15 @@ def _expiry_findings(context: RuleContext, expired_rule: str, expiring_rule: str
         context.milestones.append(warn_from)
     if expires_at > now:
         context.milestones.append(expires_at)
-    policy = deadline.policy.display_name
-    when = rfc3339(expires_at)
     if now >= expires_at:
-        return [Finding.of(expired_rule, f"expired {when}, {deadline.why} (policy {policy})")]
-    if now >= warn_from:
-        return [Finding.of(expiring_rule, f"expires {when}, {deadline.why} (policy {policy})")]
-    return []
+        rule = expired_rule  # "expired <instant>, ..."
+    elif now >= warn_from:
+        rule = expiring_rule  # "expires <instant>, ..."
+    else:
+        return []
+    return [
+        Finding.dated(rule, expires_at, f", {deadline.why} (policy {deadline.policy.display_name})")
+    ]
 
 
 def rule_token_age(context: RuleContext) -> list[Finding]:
@@ -276,8 +278,8 @@ def rule_duplicate(context: RuleContext) -> list[Finding]:
     keys: list[str] = []
     holder_lists: list[tuple[tuple[str, str], ...]] = []
     by_hash = inventory._by_hash
-    for data_key, digest in secret.value_hashes.items():
-        if type(by_hash.get(digest)) is not set:
+    for data_key, digest in zip(secret.data_keys, secret.digests, strict=False):  # () or aligned
+        if digest is None or type(by_hash.get(digest)) is not set:
             continue  # held by this Secret alone (most values): no sorting, no search
         holders = inventory.secrets_holding(digest)
         if inventory.others_holding(holders, own):

@@ -12,8 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import kopf
-
 from credwarden.controller import (
     Login,
     OperatorState,
@@ -22,6 +20,7 @@ from credwarden.controller import (
     connection_info,
     feed,
 )
+from credwarden.kopfimport import kopf
 from credwarden.kube import credentials_from
 from credwarden.leader import LeaderElection, LeadershipLost
 

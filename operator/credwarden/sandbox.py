@@ -10,10 +10,10 @@ from typing import Any
 
 import aiohttp
 import kmock
-import kopf
 
 from credwarden.controller import OperatorState
 from credwarden.emulator import ClusterEmulator
+from credwarden.kopfimport import kopf
 from credwarden.kube import KubeClient
 from credwarden.runner import running
 

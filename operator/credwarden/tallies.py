@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from credwarden.inventory import CredentialKey
 from credwarden.records import COMPLIANT, EXPIRING, NON_COMPLIANT, STATUS_ORDER, LifecycleRecord
@@ -21,37 +22,53 @@ from credwarden.records import COMPLIANT, EXPIRING, NON_COMPLIANT, STATUS_ORDER,
 COUNTED = (COMPLIANT, EXPIRING, NON_COMPLIANT)
 OFFENDING = frozenset({NON_COMPLIANT, EXPIRING})
 
-# (status order, -number of findings, kind, namespace, name, key): worst first when
-# sorted, and compared without calling Python code (the key's fields end every tie, so
-# the key itself is never compared). The key, not the record: a record replaced by an
-# equal one (the same status and findings) keeps its rank, and must not be kept alive by it
-Rank = tuple[int, int, str, str, str, CredentialKey]
+# How bad an offender is, worst first: its status (NonCompliant, then Expiring), then the
+# number of its findings, most first. A small int (Python shares one object for each of
+# them), not a tuple per offender (88 bytes, and most credentials of a neglected cluster
+# offend). Offenders of equal severity are ordered by key when picked.
+Severity = int
+MAX_COUNTED_FINDINGS = 63
+_by_key = attrgetter("kind", "namespace", "name")
 
 
-def rank(record: LifecycleRecord) -> Rank:
-    key = record.key
-    return (
-        STATUS_ORDER[record.status],
-        -len(record.findings),
-        key.kind,
-        key.namespace,
-        key.name,
-        key,
-    )
+def severity(record: LifecycleRecord) -> Severity:
+    fewer_findings = MAX_COUNTED_FINDINGS - min(len(record.findings), MAX_COUNTED_FINDINGS)
+    return STATUS_ORDER[record.status] * (MAX_COUNTED_FINDINGS + 1) + fewer_findings
 
 
 @dataclass(slots=True)
 class PolicyTally:
-    """What one policy governs: counts by status, and its offenders by credential."""
+    """What one policy governs: counts by status, and its offenders by severity."""
 
     matched: int = 0
     by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
-    offenders: dict[CredentialKey, Rank] = field(default_factory=dict)
+    # severity -> the offenders of that severity. The key, not the record: a record
+    # replaced by an equal one (the same status and findings) stays where it is, and must
+    # not be kept alive by it.
+    offenders: dict[Severity, set[CredentialKey]] = field(default_factory=dict)
 
     def worst(self, count: int) -> list[CredentialKey]:
         """The `count` worst offenders: NonCompliant before Expiring, then most findings
         first, then by credential."""
-        return [entry[-1] for entry in heapq.nsmallest(count, self.offenders.values())]
+        picked: list[CredentialKey] = []
+        for level in sorted(self.offenders):  # a few levels: statuses x finding counts
+            if len(picked) >= count:
+                break
+            picked.extend(heapq.nsmallest(count - len(picked), self.offenders[level], key=_by_key))
+        return picked
+
+    def add_offender(self, key: CredentialKey, level: Severity) -> None:
+        held = self.offenders.get(level)
+        if held is None:
+            held = self.offenders[level] = set()
+        held.add(key)
+
+    def remove_offender(self, key: CredentialKey, level: Severity) -> None:
+        held = self.offenders.get(level)
+        if held is not None:
+            held.discard(key)
+            if not held:
+                del self.offenders[level]
 
 
 EMPTY = PolicyTally()
@@ -115,6 +132,7 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
     # ---- the tallies ----------------------------------------------------------------------
     def _tally(self, record: LifecycleRecord) -> None:
         status = record.status
+        level = severity(record) if status in OFFENDING else 0
         for name in record.policies:
             tally = self._tallies.get(name)
             if tally is None:
@@ -123,10 +141,11 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
             if status in tally.by_status:
                 tally.by_status[status] += 1
             if status in OFFENDING:
-                tally.offenders[record.key] = rank(record)
+                tally.add_offender(record.key, level)
 
     def _untally(self, record: LifecycleRecord) -> None:
         status = record.status
+        level = severity(record) if status in OFFENDING else 0
         for name in record.policies:
             tally = self._tallies[name]
             tally.matched -= 1
@@ -136,4 +155,4 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
             if status in tally.by_status:
                 tally.by_status[status] -= 1
             if status in OFFENDING:
-                tally.offenders.pop(record.key, None)
+                tally.remove_offender(record.key, level)
