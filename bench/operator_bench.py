@@ -392,6 +392,7 @@ class Runner:
         if "tracemalloc_by_package" in full:
             figures["tracemalloc_by_package_mib"] = full["tracemalloc_by_package"]
             figures["tracemalloc_top_lines"] = full.get("tracemalloc_top_lines")
+            figures["decoded_strings_by_holder"] = full.get("decoded_strings_by_holder")
         figures["annotated_objects"] = (await get_json(http, f"{writes.url}/bench/summary"))[
             "annotated"
         ]

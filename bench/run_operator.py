@@ -13,7 +13,9 @@ The first stdout line is `{"stats_url": ...}`: a side endpoint that answers
 (VmRSS/VmHWM), CPU time, asyncio task count and the operator's own progress counters.
 `import_rss` holds the RSS after each import stage, so the cost of kopf, of the
 `kubernetes` client kopf imports when it is installed, and of credwarden can be told
-apart. `--block-kubernetes-import` makes that import fail (kopf then works without it).
+apart. credwarden imports kopf without that client (`credwarden/kopfimport.py`), as
+`credwarden run` does; `--block-kubernetes-import` makes the import fail for the
+baseline too (kopf then works without it).
 """
 
 from __future__ import annotations
@@ -223,7 +225,56 @@ class Probe:
         if full and self.args.tracemalloc:
             stats["tracemalloc_by_package"] = traced_by_package()
             stats["tracemalloc_top_lines"] = traced_top_lines()
+            stats["decoded_strings_by_holder"] = decoded_strings_by_holder()
         return stats
+
+
+def decoded_strings_by_holder(top: int = 30) -> list[tuple[str, int, int]]:
+    """Strings the JSON decoder made that are still alive, by what holds them: a slot
+    (`Meta.name`), an item of a container in a slot (`Meta.annotation_values[]`), or the
+    type of any other container. (holder, count, bytes), each string counted once."""
+    import gc
+    import tracemalloc
+
+    def decoded(value: Any) -> bool:
+        if type(value) is not str:
+            return False
+        traceback = tracemalloc.get_object_traceback(value)
+        return traceback is not None and traceback[0].filename.endswith("decoder.py")
+
+    counts: dict[str, list[int]] = {}
+    seen: set[int] = set()
+
+    def note(holder: str, value: Any) -> None:
+        if id(value) not in seen and decoded(value):
+            seen.add(id(value))
+            entry = counts.setdefault(holder, [0, 0])
+            entry[0] += 1
+            entry[1] += sys.getsizeof(value)
+
+    gc.unfreeze()  # frozen objects (the operator freezes what it keeps) are not listed
+    objects = gc.get_objects()
+    gc.freeze()
+    containers = (tuple, list, dict, set, frozenset)
+    for obj in objects:  # first the slots of credwarden's own classes
+        slots = getattr(type(obj), "__slots__", None)
+        if not slots or not type(obj).__module__.startswith("credwarden"):
+            continue
+        for slot in slots:
+            value = getattr(obj, slot, None)
+            name = f"{type(obj).__name__}.{slot}"
+            if isinstance(value, containers):
+                items = value.items() if isinstance(value, dict) else value
+                for item in items:
+                    for part in item if isinstance(item, tuple) else (item,):
+                        note(name + "[]", part)
+            else:
+                note(name, value)
+    for obj in objects:  # then anything else that holds one
+        for ref in gc.get_referents(obj):
+            note(type(obj).__name__, ref)
+    ranked = sorted(counts.items(), key=lambda item: -item[1][1])[:top]
+    return [(holder, count, size) for holder, (count, size) in ranked]
 
 
 def traced_by_package(top: int = 25) -> list[tuple[str, float]]:
@@ -248,7 +299,7 @@ def traced_by_package(top: int = 25) -> list[tuple[str, float]]:
     return [(package, round(size / 1024 / 1024, 2)) for package, size in ranked]
 
 
-def traced_top_lines(top: int = 40) -> list[tuple[str, float, int]]:
+def traced_top_lines(top: int = 60) -> list[tuple[str, float, int]]:
     """The source lines holding the most traced memory: (file:line, MiB, blocks)."""
     import tracemalloc
 

@@ -284,9 +284,11 @@ class _Generator:
 
     # ---- small generators -------------------------------------------------------
     def _uid(self) -> str:
+        # in the API server's form (a lowercase UUID, which credwarden keeps packed as an
+        # int), unique and deterministic; 0bec marks the benchmark's
         self.uid_counter += 1
         value = self.uid_counter
-        return f"{value >> 32:08x}-bench-4{value >> 16 & 0xFFF:03x}-8000-{value & 0xFFFF:012x}"
+        return f"{value >> 32:08x}-0bec-4{value >> 16 & 0xFFF:03x}-8000-{value & 0xFFFF:012x}"
 
     def _rv(self) -> str:
         self.rv_counter += self.rng.randint(1, 50)

@@ -150,6 +150,40 @@ def test_values_of_annotations_that_repeat_are_one_copy_and_others_are_kept_as_s
     assert set(MANAGED_ANNOTATIONS) - REPEATED_VALUE_ANNOTATIONS == {"credwarden.io/expires-at"}
 
 
+def test_annotations_read_one_by_one_and_objects_with_the_same_keys_share_the_key_tuple() -> None:
+    first = meta_of(_as_received({"metadata": {"name": "a", "annotations": {"x": "1", "y": ""}}}))
+    second = meta_of(_as_received({"metadata": {"name": "b", "annotations": {"x": "2", "y": "3"}}}))
+    assert first.annotation("x") == "1"
+    assert first.annotation("y") == ""  # present but empty: not None
+    assert first.annotation("z") is None
+    assert second.annotation("x") == "2"
+    assert first.annotation_keys is second.annotation_keys
+    assert meta_of({"metadata": {"name": "c"}}).annotation("x") is None
+
+
+@pytest.mark.parametrize(
+    ("uid", "packed"),
+    [
+        ("0f8e4c3a-1b2d-4e5f-8a9b-0c1d2e3f4a5b", True),  # the API server's form: an int
+        ("00000000-0000-0000-0000-000000000000", True),
+        ("0F8E4C3A-1B2D-4E5F-8A9B-0C1D2E3F4A5B", False),  # any other form: kept as it is
+        ("0f8e4c3a_1b2d_4e5f_8a9b_0c1d2e3f4a5b", False),
+        ("uid-1", False),
+        ("", False),
+    ],
+)
+def test_a_uid_reads_back_exactly_as_the_api_server_sent_it(uid: str, packed: bool) -> None:
+    meta = meta_of({"metadata": {"name": "s", "namespace": "n", "uid": uid}})
+    assert meta.uid == uid
+    assert (type(meta.packed_uid) is int) == packed
+
+
+@pytest.mark.parametrize("version", ["0", "7", "123456789012", "0123", "12a", "", "\u0661"])
+def test_a_resource_version_reads_back_exactly_as_the_api_server_sent_it(version: str) -> None:
+    meta = meta_of({"metadata": {"name": "s", "resourceVersion": version}})
+    assert meta.resource_version == version
+
+
 def test_meta_controller_is_the_owner_reference_with_controller_true() -> None:
     body = {
         "metadata": metadata(

@@ -15,6 +15,7 @@ from typing import Any
 
 from credwarden.facts import (
     BindingFacts,
+    Meta,
     NamespaceFacts,
     PolicyFacts,
     SecretFacts,
@@ -112,6 +113,18 @@ def _members(index: _Index, key: Any) -> Collection[Any]:
     if held is None:
         return ()
     return held if _is_many(held) else (held,)
+
+
+def _adopt_name(meta: Meta, old: Meta) -> None:
+    """Let a credential's new facts hold the very name string its older facts held.
+
+    The credential's key, kept for as long as it is tracked (records, tallies, schedule),
+    was made from the first version read, and every version decoded from JSON brings its
+    own copy of the name: one more string per credential (about 64 bytes) once each has
+    been written to once. The new facts are not shared with anyone yet when stored, and
+    the strings are equal, so nothing can tell the difference."""
+    if meta.name is not old.name and meta.name == old.name:
+        object.__setattr__(meta, "name", old.name)
 
 
 def _secret_key(namespace: str, name: str) -> CredentialKey:
@@ -343,6 +356,9 @@ class Inventory:
         """Store (or replace) a Secret and index it; the facts it replaced, if any."""
         key = facts.key
         old = self._forget_secret(*key)
+        if old is not None:
+            _adopt_name(facts.meta, old.meta)
+            key = (key[0], old.meta.name)
         self.secrets[key] = facts
         self._secret_names[key[0]].append(key[1])
         for digest in facts.distinct_digests():
@@ -424,6 +440,9 @@ class Inventory:
         self.service_accounts[key] = facts
 
     def upsert_service_account(self, facts: ServiceAccountFacts) -> set[CredentialKey]:
+        old = self.service_accounts.get(facts.key)
+        if old is not None:
+            _adopt_name(facts.meta, old.meta)
         affected = self.remove_service_account(*facts.key)
         self._store_service_account(facts)
         return affected | self._sa_dependents(*facts.key)

@@ -265,7 +265,7 @@ class Reconciler:
         if result is None:
             self.records.pop(key, None)
             self.schedule.discard(key)
-            self._announced.pop(key, None)
+            self._forget_announced(key)
             self.queue.drop(key)  # its plan would write to an object that is gone
             self._notify(None, key)
             return []
@@ -275,8 +275,15 @@ class Reconciler:
         self._notify(record, key)
         if not any(isinstance(action, Annotate) for action in actions):
             # the object carries what we announced: nothing is pending any more
-            self._announced.pop(key, None)
+            self._forget_announced(key)
         return actions
+
+    def _forget_announced(self, key: CredentialKey) -> None:
+        if self._announced.pop(key, None) is not None and not self._announced:
+            # A dict never shrinks: a first start fills this one with up to every
+            # credential, then empties it. A new one gives back the table (about 5 MiB
+            # at 100,000 credentials).
+            self._announced = {}
 
     def _plan_now(self, plan: Plan) -> Plan | None:
         """A backlog entry's plan, made from the credential as it is now; None when it
@@ -340,12 +347,12 @@ class Reconciler:
         """Post the plan's new Events, enforce, then annotate."""
         record, key = plan.record, plan.key
         actions = plan.actions or ()  # (a backlog entry is planned before it gets here)
-        announced = self._announced.setdefault(key, set())
         undelivered = False
         for action in actions:
-            if isinstance(action, PostEvent) and action.reason not in announced:
+            if isinstance(action, PostEvent) and action.reason not in self._announced.get(key, ()):
                 if await self._post_event(plan, action):
-                    announced.add(action.reason)
+                    # only credentials with an Event posted get a set (216 bytes each)
+                    self._announced.setdefault(key, set()).add(action.reason)
                 else:
                     undelivered = True
         # the annotations are written on the version evaluated, or on the one the plan's
