@@ -69,6 +69,11 @@ PACKED_VIEWS = {
 PACKED_PARTS = frozenset({"annotation_values", "at"})
 
 
+def _as_bytes(digest: bytes | int) -> bytes:
+    """A keyed value hash as its bytes, whether a tree keeps it as bytes or as an int."""
+    return digest if isinstance(digest, bytes) else digest.to_bytes(16, "big")
+
+
 def digest(value: Any) -> str:
     return hashlib.sha256(repr(canon(value)).encode()).hexdigest()
 
@@ -122,7 +127,7 @@ def main() -> None:
         print(f"{size} facts         {digest([plain_secrets, sharing, other_facts])}")
         # TLS Secrets left out: the pool's ECDSA signatures differ from run to run
         hashes = [
-            sorted(secret.value_hashes.items())
+            sorted((key, _as_bytes(digest)) for key, digest in secret.value_hashes.items())
             for secret in facts.secrets
             if secret.type != "kubernetes.io/tls"
         ]

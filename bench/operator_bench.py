@@ -389,6 +389,8 @@ class Runner:
         figures["import_rss_kib"] = full.get("import_rss_kib")
         if "records_by_status" in full:
             figures["records_by_status"] = full["records_by_status"]
+        if "pymalloc" in full:
+            figures["pymalloc"] = full["pymalloc"]
         if "tracemalloc_by_package" in full:
             figures["tracemalloc_by_package_mib"] = full["tracemalloc_by_package"]
             figures["tracemalloc_top_lines"] = full.get("tracemalloc_top_lines")

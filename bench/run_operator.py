@@ -222,11 +222,47 @@ class Probe:
                 evaluated=baseline_operator.evaluated_count(),
                 baseline=baseline_operator.baseline_stats(),
             )
+        if full:
+            stats["pymalloc"] = pymalloc_use()
         if full and self.args.tracemalloc:
             stats["tracemalloc_by_package"] = traced_by_package()
             stats["tracemalloc_top_lines"] = traced_top_lines()
             stats["decoded_strings_by_holder"] = decoded_strings_by_holder()
         return stats
+
+
+def pymalloc_use() -> dict[str, float]:
+    """pymalloc's arenas: MiB allocated in them, and the share of their blocks in use
+    (fragmentation shows as a low share), read from `sys._debugmallocstats()`."""
+    import os
+    import re
+    import tempfile
+
+    with tempfile.TemporaryFile(mode="w+") as captured:
+        saved = os.dup(2)
+        try:
+            sys.stderr.flush()
+            os.dup2(captured.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        text = captured.read()
+
+    def figure(label: str) -> int:
+        found = re.search(rf"^{re.escape(label)}\s*=\s*([\d,]+)", text, re.MULTILINE)
+        return int(found.group(1).replace(",", "")) if found else 0
+
+    allocated = figure("# bytes in allocated blocks")
+    available = figure("# bytes in available blocks")
+    arenas = figure("Total")
+    return {
+        "arenas_mib": round(arenas / 2**20, 1),
+        "blocks_in_use_mib": round(allocated / 2**20, 1),
+        "blocks_free_mib": round(available / 2**20, 1),
+        "in_use_share": round(allocated / arenas, 3) if arenas else 0.0,
+    }
 
 
 def decoded_strings_by_holder(top: int = 30) -> list[tuple[str, int, int]]:

@@ -163,3 +163,31 @@ def test_bulk_load_builds_the_same_inventory_as_upserts() -> None:
     assert loaded.secrets == upserted.secrets
     assert loaded.in_namespace("ns-1") == upserted.in_namespace("ns-1")
     assert evaluate(loaded, NOW).records == evaluate(upserted, NOW).records
+
+
+def test_a_credential_read_again_keeps_one_copy_of_its_name() -> None:
+    # every version decoded from JSON brings its own copy of the name; the credential's
+    # key, kept as long as it is tracked, holds the first one
+    import json
+
+    from credwarden.facts import service_account_facts
+
+    def as_received(body: dict) -> dict:
+        return json.loads(json.dumps(body))  # type: ignore[no-any-return]
+
+    inventory = Inventory()
+    secret = opaque_secret("db-password", "team", annotations=OWNED)
+    inventory.upsert_secret(secret_facts(as_received(secret), HASH_KEY))
+    (key,) = inventory.credentials()
+    again = secret_facts(as_received(secret), HASH_KEY)
+    assert again.meta.name is not key.name
+    inventory.upsert_secret(again)
+    stored_key, stored = next(iter(inventory.secrets.items()))
+    assert stored.meta.name is key.name and stored_key[1] is key.name
+    assert stored.meta.name == "db-password"
+
+    account = {"kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": "team"}}
+    inventory.upsert_service_account(service_account_facts(as_received(account)))
+    first = inventory.service_accounts[("team", "builder")].meta.name
+    inventory.upsert_service_account(service_account_facts(as_received(account)))
+    assert inventory.service_accounts[("team", "builder")].meta.name is first

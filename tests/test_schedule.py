@@ -52,3 +52,22 @@ def test_heap_stays_bounded_under_constant_rescheduling() -> None:
     assert len(schedule) == 50
     assert len(schedule._heap) <= 2 * 50 + 64 + 1
     assert schedule.pop_due(T0 + timedelta(days=1)) == [key(str(i)) for i in range(50)]
+
+
+def test_times_followed_from_the_records_are_due_while_the_record_still_names_them() -> None:
+    # the reconciler's records are the truth: no map of the schedule's own beside them
+    reviews: dict[CredentialKey, datetime] = {}
+    schedule = DeadlineSchedule(reviews.get)
+    for name, hours in (("a", 1), ("b", 2), ("c", 3)):
+        reviews[key(name)] = T0 + timedelta(hours=hours)
+        schedule.follow(key(name), reviews[key(name)])
+    reviews[key("b")] = T0 + timedelta(hours=5)  # re-evaluated: a later review
+    schedule.follow(key("b"), reviews[key("b")])
+    del reviews[key("c")]  # the credential is gone
+    assert len(schedule) == 2
+    assert schedule.next_deadline() == T0 + timedelta(hours=1)
+    assert schedule.pop_due(T0 + timedelta(hours=4)) == [key("a")]
+    assert schedule.pop_due(T0 + timedelta(hours=4)) == []  # popped: not due again
+    schedule.set(key("b"), T0 + timedelta(hours=4, minutes=30))  # a retry, apart
+    assert schedule.pop_due(T0 + timedelta(hours=6)) == [key("b")]  # once, though due twice
+    assert schedule.next_deadline() is None

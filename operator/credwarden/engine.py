@@ -60,6 +60,7 @@ from credwarden.records import (
     RestartConsumers,
     Revoke,
     Rotate,
+    findings_tuple,
     rfc3339,
 )
 from credwarden.rules import Deadline, RuleContext, rules_for
@@ -604,7 +605,7 @@ def evaluate_credential(
         mode,
         policy_set.names,
         consumers,
-        tuple(findings),
+        findings_tuple(findings),
         min(review) if review else None,
     )
     return record, plan_for(record, meta, secret, decision, inventory, now)

@@ -203,10 +203,10 @@ class Inventory:
         # affected set at C speed: each new copy of a value affects all the others, and
         # a value may be copied hundreds of times. Which data keys hold the value is read
         # from the Secret's own facts.
-        self._by_hash: dict[bytes, _SecretRef | set[CredentialKey]] = {}
+        self._by_hash: dict[int, _SecretRef | set[CredentialKey]] = {}
         # value hash -> its holders sorted, for hashes held by more than one Secret;
         # computed on first use, dropped when a holder comes or goes
-        self._sorted_holders: dict[bytes, tuple[_SecretRef, ...]] = {}
+        self._sorted_holders: dict[int, tuple[_SecretRef, ...]] = {}
         # namespace -> names of its Secrets / ServiceAccounts. Lists, not sets: 8 bytes a
         # name against about 40, and removing one name scans only its own namespace.
         self._secret_names: defaultdict[str, list[str]] = defaultdict(list)
@@ -264,7 +264,7 @@ class Inventory:
     def _accounts_in(self, namespace: str) -> set[CredentialKey]:
         return {_sa_key(ns, name) for ns, name in self.service_accounts if namespace in ("*", ns)}
 
-    def sharing_value(self, value_hash: bytes) -> list[tuple[str, str, str]]:
+    def sharing_value(self, value_hash: int) -> list[tuple[str, str, str]]:
         """(namespace, secret, key) of every Secret value with this keyed hash."""
         return sorted(
             (namespace, name, data_key)
@@ -273,7 +273,7 @@ class Inventory:
             if digest == value_hash
         )
 
-    def secrets_holding(self, value_hash: bytes) -> tuple[_SecretRef, ...]:
+    def secrets_holding(self, value_hash: int) -> tuple[_SecretRef, ...]:
         """(namespace, name) of every Secret holding this keyed hash, sorted, each once.
 
         Cached per hash until a holder comes or goes, so that every copy of a widely
@@ -289,7 +289,7 @@ class Inventory:
             self._sorted_holders[value_hash] = found
         return found
 
-    def _holders(self, value_hash: bytes) -> Iterable[_SecretRef]:
+    def _holders(self, value_hash: int) -> Iterable[_SecretRef]:
         held = self._by_hash.get(value_hash)
         if held is None:
             return ()
@@ -397,9 +397,7 @@ class Inventory:
             return set()
         return self._secret_dependents(facts, facts.distinct_digests())
 
-    def _secret_dependents(
-        self, facts: SecretFacts, sharing: Iterable[bytes]
-    ) -> set[CredentialKey]:
+    def _secret_dependents(self, facts: SecretFacts, sharing: Iterable[int]) -> set[CredentialKey]:
         """The Secret itself, its ServiceAccount, and the Secrets holding these values."""
         affected = {_secret_key(*facts.key)}
         if facts.service_account:
@@ -412,7 +410,7 @@ class Inventory:
                 affected.add(_secret_key(*held))
         return affected
 
-    def _hold(self, digest: bytes, secret: _SecretRef) -> None:
+    def _hold(self, digest: int, secret: _SecretRef) -> None:
         held = self._by_hash.get(digest)
         if held is None:
             self._by_hash[digest] = secret
@@ -422,7 +420,7 @@ class Inventory:
             self._by_hash[digest] = {_secret_key(*held), _secret_key(*secret)}
         self._sorted_holders.pop(digest, None)
 
-    def _release(self, digest: bytes, secret: _SecretRef) -> None:
+    def _release(self, digest: int, secret: _SecretRef) -> None:
         held = self._by_hash.get(digest)
         if isinstance(held, set):
             held.discard(_secret_key(*secret))

@@ -105,7 +105,7 @@ class Reconciler:
         self.enforcer = Enforcer(
             inventory, client, clock=clock, instance=instance, status_seen=self.policy_status_seen
         )
-        self.schedule = DeadlineSchedule()
+        self.schedule = DeadlineSchedule(self._next_review)
         self.queue = WriteQueue()
         self.stats = ReconcileStats()
         self.ready = asyncio.Event()
@@ -270,13 +270,20 @@ class Reconciler:
             self._notify(None, key)
             return []
         record, actions = result
+        before = self.records.record_of(key)
         self.records[key] = record
-        self.schedule.set(key, record.next_review_at)
+        if before is None or before.next_review_at != record.next_review_at:
+            self.schedule.follow(key, record.next_review_at)
         self._notify(record, key)
         if not any(isinstance(action, Annotate) for action in actions):
             # the object carries what we announced: nothing is pending any more
             self._forget_announced(key)
         return actions
+
+    def _next_review(self, key: CredentialKey) -> datetime | None:
+        """When the credential's record says to evaluate it again (the schedule's truth)."""
+        record = self.records.record_of(key)
+        return record.next_review_at if record is not None else None
 
     def _forget_announced(self, key: CredentialKey) -> None:
         if self._announced.pop(key, None) is not None and not self._announced:

@@ -112,6 +112,27 @@ _intern = sys.intern
 _DATED_RULES = frozenset({"long-lived-token", "credential-expired", "credential-expiring"})
 _SHARED_FINDINGS: dict[tuple[str, str], Finding] = {}
 _SHARED_FINDINGS_SIZE = 1 << 14
+# tuples of shared findings, keyed by their identities (the tuple kept holds them, so
+# none of those identities can be reused while its entry lives)
+_FINDING_TUPLES: dict[tuple[int, ...], tuple[Finding, ...]] = {}
+
+
+def findings_tuple(findings: list[Finding]) -> tuple[Finding, ...]:
+    """A record's findings as a tuple: one tuple for every record with the same shared
+    findings (most records of a neglected cluster carry the same one or two), a tuple of
+    its own when any finding is dated."""
+    if not findings:
+        return ()
+    identities = tuple(map(id, findings))
+    shared = _FINDING_TUPLES.get(identities)
+    if shared is not None:
+        return shared
+    made = tuple(findings)
+    if all(_SHARED_FINDINGS.get((finding.rule, finding.text)) is finding for finding in made):
+        if len(_FINDING_TUPLES) >= _SHARED_FINDINGS_SIZE:
+            _FINDING_TUPLES.clear()
+        _FINDING_TUPLES[identities] = made
+    return made
 
 
 @immutable(order=True)
