@@ -532,3 +532,16 @@ def test_time_with_offset_is_reported_in_utc() -> None:
     body = opaque_secret("s", created=local.isoformat())
     record = record_of(evaluate_objects([body], [baseline_policy()]), "s")
     assert record.to_json()["createdAt"] == ts(local) == "2026-05-01T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-11-22T12:00:00Z", "0999-01-01T00:00:00Z", "2026-11-22 12:00:00Z", "soon", ""],
+)
+def test_the_expires_at_annotation_reads_back_exactly_as_written(value: str) -> None:
+    # credwarden keeps its own expires-at instants packed as seconds; any other text as is
+    from credwarden.engine import EXPIRES_ANNOTATION
+
+    meta = meta_of({"metadata": {"name": "s", "annotations": {EXPIRES_ANNOTATION: value}}})
+    assert meta.annotation(EXPIRES_ANNOTATION) == value
+    assert meta.annotations == {EXPIRES_ANNOTATION: value}

@@ -190,6 +190,30 @@ def unpack_uid(packed: int | str) -> str:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
+# credwarden's own expires-at annotation, on every governed credential: an instant in
+# the API's form, unique to each, 80 bytes as a string and 32 as an int of seconds
+EXPIRES_AT_ANNOTATION = "credwarden.io/expires-at"
+
+
+def _pack_instant(value: str) -> int | str:
+    """`2026-11-22T12:00:00Z` as its seconds since the epoch, when it reads back the same."""
+    if len(value) == 20 and value[19] == "Z":
+        try:
+            seconds = int(_fromisoformat(value).timestamp())
+        except (ValueError, OverflowError, OSError):
+            return value
+        if _unpack_instant(seconds) == value:
+            return seconds
+    return value
+
+
+def _unpack_instant(seconds: int) -> str:
+    return _fromtimestamp(seconds, UTC).isoformat()[:19] + "Z"
+
+
+_fromtimestamp = datetime.fromtimestamp
+
+
 def pack_version(version: str) -> int | str:
     """A resourceVersion (opaque to clients; etcd's revision, in decimal, in practice) as
     an int when it is a decimal number without a leading zero."""
@@ -224,7 +248,7 @@ class Meta:
     # the same keys) and their values: about 60 bytes for an annotated credential against
     # 270 for a dict. Read with `annotation()`.
     annotation_keys: tuple[str, ...]
-    annotation_values: tuple[str, ...]
+    annotation_values: tuple[str | int, ...]  # int: a packed instant (see _pack_instant)
     owner_references: tuple[OwnerRef, ...]
     # the field manager that set the credwarden.io/owner annotation (from managedFields),
     # when known: all that `owner.explicit_owner` needs of managedFields' annotation owners
@@ -245,13 +269,14 @@ class Meta:
         """The value of an annotation; None when absent."""
         keys = self.annotation_keys
         if key in keys:  # a scan of a few interned strings, at C speed
-            return self.annotation_values[keys.index(key)]
+            value = self.annotation_values[keys.index(key)]
+            return value if isinstance(value, str) else _unpack_instant(value)
         return None
 
     @property
     def annotations(self) -> dict[str, str]:
         """Every annotation kept, as a new dict (`annotation()` reads one)."""
-        return dict(zip(self.annotation_keys, self.annotation_values, strict=True))
+        return {key: self.annotation(key) or "" for key in self.annotation_keys}
 
     @property
     def controller(self) -> OwnerRef | None:
@@ -295,15 +320,20 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
     get = metadata.get
     # loops, not comprehensions: a comprehension is a function call of its own in 3.11
     annotation_keys: tuple[str, ...] = ()
-    annotation_values: tuple[str, ...] = ()
+    annotation_values: tuple[str | int, ...] = ()
     found = get("annotations")
     if found and isinstance(found, dict):
         keys: list[str] = []
-        values: list[str] = []
+        values: list[str | int] = []
         for key, value in found.items():
             if (type(value) is str or isinstance(value, str)) and key != LAST_APPLIED:
                 keys.append(_intern(str(key)))
-                values.append(_intern(str(value)) if key in REPEATED_VALUE_ANNOTATIONS else value)
+                if key in REPEATED_VALUE_ANNOTATIONS:
+                    values.append(_intern(str(value)))
+                elif key == EXPIRES_AT_ANNOTATION:
+                    values.append(_pack_instant(value))
+                else:
+                    values.append(value)
         if keys:
             annotation_keys = _shared_tuple(tuple(keys))
             annotation_values = tuple(values)
