@@ -6,6 +6,8 @@ import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import (
     CANARY,
@@ -545,3 +547,18 @@ def test_the_expires_at_annotation_reads_back_exactly_as_written(value: str) -> 
     meta = meta_of({"metadata": {"name": "s", "annotations": {EXPIRES_ANNOTATION: value}}})
     assert meta.annotation(EXPIRES_ANNOTATION) == value
     assert meta.annotations == {EXPIRES_ANNOTATION: value}
+
+
+@given(
+    st.one_of(
+        st.text(max_size=24),
+        st.datetimes(timezones=st.just(UTC)).map(
+            lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ),
+    )
+)
+def test_any_expires_at_annotation_reads_back_exactly(value: str) -> None:
+    from credwarden.engine import EXPIRES_ANNOTATION
+
+    meta = meta_of({"metadata": {"name": "s", "annotations": {EXPIRES_ANNOTATION: value}}})
+    assert meta.annotation(EXPIRES_ANNOTATION) == value

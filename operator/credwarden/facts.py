@@ -198,12 +198,12 @@ EXPIRES_AT_ANNOTATION = "credwarden.io/expires-at"
 def _pack_instant(value: str) -> int | str:
     """`2026-11-22T12:00:00Z` as its seconds since the epoch, when it reads back the same."""
     if len(value) == 20 and value[19] == "Z":
-        try:
+        try:  # anyone may write this annotation: any text must come through unharmed
             seconds = int(_fromisoformat(value).timestamp())
+            if _unpack_instant(seconds) == value:
+                return seconds
         except (ValueError, OverflowError, OSError):
-            return value
-        if _unpack_instant(seconds) == value:
-            return seconds
+            pass
     return value
 
 
