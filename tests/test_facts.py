@@ -180,7 +180,9 @@ def test_a_uid_reads_back_exactly_as_the_api_server_sent_it(uid: str, packed: bo
     assert (type(meta.packed_uid) is int) == packed
 
 
-@pytest.mark.parametrize("version", ["0", "7", "123456789012", "0123", "12a", "", "\u0661"])
+@pytest.mark.parametrize(
+    "version", ["0", "7", "123456789012", "0123", "12a", "", "\u0661", "9" * 20, "9" * 5000]
+)
 def test_a_resource_version_reads_back_exactly_as_the_api_server_sent_it(version: str) -> None:
     meta = meta_of({"metadata": {"name": "s", "resourceVersion": version}})
     assert meta.resource_version == version

@@ -216,8 +216,14 @@ _fromtimestamp = datetime.fromtimestamp
 
 def pack_version(version: str) -> int | str:
     """A resourceVersion (opaque to clients; etcd's revision, in decimal, in practice) as
-    an int when it is a decimal number without a leading zero."""
-    if version.isascii() and version.isdigit() and (version[0] != "0" or version == "0"):
+    an int when it is a decimal number without a leading zero, of at most 19 digits
+    (etcd's revisions are 64-bit; and `int()` refuses strings of over 4,300 digits)."""
+    if (
+        len(version) <= 19
+        and version.isascii()
+        and version.isdigit()
+        and (version[0] != "0" or version == "0")
+    ):
         return int(version)
     return version
 
