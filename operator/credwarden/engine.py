@@ -28,7 +28,7 @@ from credwarden.enforcement import (
     restartable,
 )
 from credwarden.facts import (
-    EXPIRES_AT_ANNOTATION,
+    EXPIRES_ANNOTATION,
     SA_TOKEN_TYPE,
     TLS_TYPE,
     Meta,
@@ -75,7 +75,6 @@ from credwarden.selection import (
 EXEMPT_ANNOTATION = "credwarden.io/exempt"
 STATUS_ANNOTATION = "credwarden.io/status"
 FINDINGS_ANNOTATION = "credwarden.io/findings"
-EXPIRES_ANNOTATION = EXPIRES_AT_ANNOTATION
 POLICY_ANNOTATION = "credwarden.io/policy"
 LAST_ROTATED_ANNOTATION = "credwarden.io/last-rotated"
 # Every annotation credwarden writes. The owner annotation is removed only when

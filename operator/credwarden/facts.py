@@ -96,7 +96,8 @@ REPEATED_VALUE_ANNOTATIONS = frozenset(
 # collision just goes unshared. Bounded: when full it starts over (objects already read
 # keep their dict; sharing resumes).
 _LABEL_SETS: dict[int, Mapping[str, str]] = {}
-_LABEL_SETS_SIZE = 1 << 16
+# how many entries each of the sharing caches here (label sets, small tuples, uses) holds
+_SHARED_CACHE_SIZE = 1 << 16
 
 
 # Small tuples of strings that repeat: the data keys of Secrets (`token`, `ca.crt`,
@@ -109,7 +110,7 @@ _Strings = TypeVar("_Strings", bound=tuple[str, ...])
 def _shared_tuple(strings: _Strings) -> _Strings:
     shared = _SHARED_TUPLES.get(strings)
     if shared is None:
-        if len(_SHARED_TUPLES) >= _LABEL_SETS_SIZE:
+        if len(_SHARED_TUPLES) >= _SHARED_CACHE_SIZE:
             _SHARED_TUPLES.clear()
         shared = _SHARED_TUPLES[strings] = strings
     return shared  # type: ignore[return-value]
@@ -120,7 +121,7 @@ def _shared_labels(labels: dict[str, str]) -> Mapping[str, str]:
     shared = _LABEL_SETS.get(digest)
     if shared is not None and shared == labels:
         return shared
-    if len(_LABEL_SETS) >= _LABEL_SETS_SIZE:
+    if len(_LABEL_SETS) >= _SHARED_CACHE_SIZE:
         _LABEL_SETS.clear()
     _LABEL_SETS[digest] = labels
     return labels
@@ -192,7 +193,7 @@ def unpack_uid(packed: int | str) -> str:
 
 # credwarden's own expires-at annotation, on every governed credential: an instant in
 # the API's form, unique to each, 80 bytes as a string and 32 as an int of seconds
-EXPIRES_AT_ANNOTATION = "credwarden.io/expires-at"
+EXPIRES_ANNOTATION = "credwarden.io/expires-at"
 
 
 def _pack_instant(value: str) -> int | str:
@@ -209,6 +210,11 @@ def _pack_instant(value: str) -> int | str:
 
 def _unpack_instant(seconds: int) -> str:
     return _fromtimestamp(seconds, UTC).isoformat()[:19] + "Z"
+
+
+def _annotation_text(value: str | int) -> str:
+    """An annotation's value as sent: a packed instant unpacked, any other as kept."""
+    return value if isinstance(value, str) else _unpack_instant(value)
 
 
 _fromtimestamp = datetime.fromtimestamp
@@ -275,14 +281,15 @@ class Meta:
         """The value of an annotation; None when absent."""
         keys = self.annotation_keys
         if key in keys:  # a scan of a few interned strings, at C speed
-            value = self.annotation_values[keys.index(key)]
-            return value if isinstance(value, str) else _unpack_instant(value)
+            return _annotation_text(self.annotation_values[keys.index(key)])
         return None
 
     @property
     def annotations(self) -> dict[str, str]:
         """Every annotation kept, as a new dict (`annotation()` reads one)."""
-        return {key: self.annotation(key) or "" for key in self.annotation_keys}
+        return dict(
+            zip(self.annotation_keys, map(_annotation_text, self.annotation_values), strict=True)
+        )
 
     @property
     def controller(self) -> OwnerRef | None:
@@ -336,7 +343,7 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
                 keys.append(_intern(str(key)))
                 if key in REPEATED_VALUE_ANNOTATIONS:
                     values.append(_intern(str(value)))
-                elif key == EXPIRES_AT_ANNOTATION:
+                elif key == EXPIRES_ANNOTATION:
                     values.append(_pack_instant(value))
                 else:
                     values.append(value)
@@ -752,7 +759,7 @@ def secret_uses(pod_spec: Mapping[str, Any]) -> tuple[SecretUse, ...]:
     shared = _USE_TUPLES.get(digest)
     if shared is not None and [(use.secret, use.via) for use in shared] == pairs:
         return shared
-    if len(_USE_TUPLES) >= _LABEL_SETS_SIZE:
+    if len(_USE_TUPLES) >= _SHARED_CACHE_SIZE:
         _USE_TUPLES.clear()
     uses = _USE_TUPLES[digest] = tuple(SecretUse(_intern(str(name)), via) for name, via in pairs)
     return uses
