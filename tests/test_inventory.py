@@ -150,6 +150,14 @@ def test_duplicate_holders_stay_right_as_copies_come_and_go() -> None:
         finding.rule for finding in record_of(evaluate(inventory, NOW), "ghcr", "env-0").findings
     }
     assert inventory.secrets_holding(digest) == (("env-0", "ghcr"),)
+    # the one holder left, read again (a label changed): still the one holder
+    add_object(
+        inventory,
+        opaque_secret(
+            "ghcr", "env-0", data={"token": CANARY}, annotations=OWNED, labels={"tier": "a"}
+        ),
+    )
+    assert inventory.secrets_holding(digest) == (("env-0", "ghcr"),)
     inventory.remove_secret("env-0", "ghcr")
     assert inventory.secrets_holding(digest) == ()
     assert inventory.sharing_value(digest) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -177,3 +178,20 @@ def test_a_policy_that_governs_nothing_any_more_keeps_no_tally() -> None:
         del subject.records[key]
     assert subject.records.tally("deleted-policy").matched == 0
     assert subject.records._tallies == {}
+
+
+def test_a_record_is_kept_only_under_its_own_key() -> None:
+    # iterating the records yields each record's own key: keeping one under another
+    # key would make the map lie
+    records = Reconciler(Inventory(), KubeClient()).records
+    kept = record(KEYS[0], NON_COMPLIANT, ("baseline",), ["missing-owner"])
+    with pytest.raises(ValueError, match="kept as"):
+        records[KEYS[1]] = kept
+    assert len(records) == 0 and KEYS[1] not in records
+    records[KEYS[0]] = kept
+    assert list(records) == [KEYS[0]] and list(records.items()) == [(KEYS[0], kept)]
+    assert records.get(KEYS[1]) is None and records[KEYS[0]] is kept
+    del records[KEYS[0]]
+    assert len(records) == 0 and list(records.values()) == []
+    with pytest.raises(KeyError):
+        del records[KEYS[0]]

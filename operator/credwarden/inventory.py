@@ -7,7 +7,6 @@ changed, so the operator re-evaluates only those. Pure data: no I/O.
 
 from __future__ import annotations
 
-import contextlib
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
@@ -23,6 +22,7 @@ from credwarden.facts import (
     WorkloadFacts,
 )
 from credwarden.immutable import immutable
+from credwarden.namespaced import NamespacedMap
 
 CLUSTER_ADMIN = "cluster-admin"
 # the facts of any object the inventory holds
@@ -50,16 +50,6 @@ def _discard(index: dict[Any, set[Any]], key: Any, value: Any) -> None:
         values.discard(value)
         if not values:
             del index[key]
-
-
-def _drop_name(index: dict[str, list[str]], namespace: str, name: str) -> None:
-    """Remove a name stored once under its namespace, dropping the list once empty."""
-    names = index.get(namespace)
-    if names is not None:
-        with contextlib.suppress(ValueError):
-            names.remove(name)
-        if not names:
-            del index[namespace]
 
 
 # A reverse index whose entries mostly have one member (most values are held by one
@@ -164,14 +154,20 @@ def accounts_group(kind: str, name: str) -> str | None:
 # every such credential (no selector, no exemptions), what the engine derives from that
 # list (its `_PolicySet`), else None.
 PolicyMemo = dict[tuple[str, str, str | None], tuple[tuple[PolicyFacts, ...], Any]]
-# A Secret as it appears in the value index: its (namespace, name) key in `secrets`
+# A Secret named by its (namespace, name) key in `secrets`
 _SecretRef = tuple[str, str]
+
+
+def _ref(secret: SecretFacts) -> _SecretRef:
+    return (secret.meta.namespace, secret.meta.name)
 
 
 class Inventory:
     def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], SecretFacts] = {}
-        self.service_accounts: dict[tuple[str, str], ServiceAccountFacts] = {}
+        # (namespace, name) -> facts, kept by namespace (see namespaced.py): the names of
+        # a namespace's credentials come with it
+        self.secrets: NamespacedMap[SecretFacts] = NamespacedMap()
+        self.service_accounts: NamespacedMap[ServiceAccountFacts] = NamespacedMap()
         self.namespaces: dict[str, NamespaceFacts] = {}
         self.bindings: dict[tuple[str, str, str], BindingFacts] = {}
         self.workloads: dict[tuple[str, str, str], WorkloadFacts] = {}
@@ -198,19 +194,15 @@ class Inventory:
         # of accounts (system:serviceaccounts[:ns])
         self._admin_groups: defaultdict[str, set[tuple[str, str, str]]] = defaultdict(set)
         # value hash -> the Secrets holding it. While one Secret holds it (99.8 % of
-        # hashes), its key tuple in `secrets` (no object of its own); from the second
-        # holder on, a set of their CredentialKeys, which an upsert merges into its
+        # hashes), its facts as stored in `secrets` (no object of its own); from the
+        # second holder on, a set of their CredentialKeys, which an upsert merges into its
         # affected set at C speed: each new copy of a value affects all the others, and
         # a value may be copied hundreds of times. Which data keys hold the value is read
         # from the Secret's own facts.
-        self._by_hash: dict[int, _SecretRef | set[CredentialKey]] = {}
+        self._by_hash: dict[int, SecretFacts | set[CredentialKey]] = {}
         # value hash -> its holders sorted, for hashes held by more than one Secret;
         # computed on first use, dropped when a holder comes or goes
         self._sorted_holders: dict[int, tuple[_SecretRef, ...]] = {}
-        # namespace -> names of its Secrets / ServiceAccounts. Lists, not sets: 8 bytes a
-        # name against about 40, and removing one name scans only its own namespace.
-        self._secret_names: defaultdict[str, list[str]] = defaultdict(list)
-        self._account_names: defaultdict[str, list[str]] = defaultdict(list)
 
     # ---- look-ups -------------------------------------------------------------------
     def credentials(self) -> Iterator[CredentialKey]:
@@ -223,8 +215,8 @@ class Inventory:
         return len(self.secrets) + len(self.service_accounts)
 
     def in_namespace(self, namespace: str) -> set[CredentialKey]:
-        found = {_secret_key(namespace, name) for name in self._secret_names.get(namespace, ())}
-        found.update(_sa_key(namespace, name) for name in self._account_names.get(namespace, ()))
+        found = {_secret_key(namespace, name) for name in self.secrets.names_in(namespace)}
+        found.update(_sa_key(namespace, name) for name in self.service_accounts.names_in(namespace))
         return found
 
     def consumers_of(self, namespace: str, secret: str) -> list[WorkloadFacts]:
@@ -262,7 +254,9 @@ class Inventory:
         return [self.bindings[key] for key in sorted(keys)]
 
     def _accounts_in(self, namespace: str) -> set[CredentialKey]:
-        return {_sa_key(ns, name) for ns, name in self.service_accounts if namespace in ("*", ns)}
+        if namespace != "*":
+            return {_sa_key(namespace, name) for name in self.service_accounts.names_in(namespace)}
+        return {_sa_key(ns, name) for ns, name in self.service_accounts}
 
     def sharing_value(self, value_hash: int) -> list[tuple[str, str, str]]:
         """(namespace, secret, key) of every Secret value with this keyed hash."""
@@ -282,7 +276,7 @@ class Inventory:
         if held is None:
             return ()
         if not isinstance(held, set):
-            return (held,)
+            return (_ref(held),)
         found = self._sorted_holders.get(value_hash)
         if found is None:
             found = tuple(sorted((key.namespace, key.name) for key in held))
@@ -295,7 +289,7 @@ class Inventory:
             return ()
         if isinstance(held, set):
             return [(key.namespace, key.name) for key in held]
-        return (held,)
+        return (_ref(held),)
 
     @staticmethod
     def others_holding(holders: tuple[_SecretRef, ...], secret: _SecretRef) -> int:
@@ -354,26 +348,23 @@ class Inventory:
 
     def _store_secret(self, facts: SecretFacts) -> SecretFacts | None:
         """Store (or replace) a Secret and index it; the facts it replaced, if any."""
-        key = facts.key
-        old = self._forget_secret(*key)
+        old = self._forget_secret(*facts.key)
         if old is not None:
-            _adopt_name(facts.meta, old.meta)
-            key = (key[0], old.meta.name)
-        self.secrets[key] = facts
-        self._secret_names[key[0]].append(key[1])
+            _adopt_name(facts.meta, old.meta)  # before the name becomes a key below
+        namespace, name = facts.meta.namespace, facts.meta.name
+        self.secrets[namespace, name] = facts
         for digest in facts.distinct_digests():
-            self._hold(digest, key)
+            self._hold(digest, facts)
         if facts.service_account:
-            _add_member(self._tokens, (key[0], facts.service_account), key[1])
+            _add_member(self._tokens, (namespace, facts.service_account), name)
         return old
 
     def _forget_secret(self, namespace: str, name: str) -> SecretFacts | None:
         facts = self.secrets.pop((namespace, name), None)
         if facts is None:
             return None
-        _drop_name(self._secret_names, namespace, name)
         for digest in facts.distinct_digests():
-            self._release(digest, (namespace, name))
+            self._release(digest, facts)
         if facts.service_account:
             _remove_member(self._tokens, (namespace, facts.service_account), name)
         return facts
@@ -407,35 +398,34 @@ class Inventory:
             if isinstance(held, set):
                 affected |= held
             elif held is not None:
-                affected.add(_secret_key(*held))
+                affected.add(_secret_key(*_ref(held)))
         return affected
 
-    def _hold(self, digest: int, secret: _SecretRef) -> None:
+    def _hold(self, digest: int, secret: SecretFacts) -> None:
+        """Index a stored Secret's value hash (by the facts held in `secrets`)."""
         held = self._by_hash.get(digest)
         if held is None:
             self._by_hash[digest] = secret
         elif isinstance(held, set):
-            held.add(_secret_key(*secret))
-        elif held != secret:
-            self._by_hash[digest] = {_secret_key(*held), _secret_key(*secret)}
+            held.add(_secret_key(*_ref(secret)))
+        elif held is not secret and _ref(held) != _ref(secret):
+            self._by_hash[digest] = {_secret_key(*_ref(held)), _secret_key(*_ref(secret))}
         self._sorted_holders.pop(digest, None)
 
-    def _release(self, digest: int, secret: _SecretRef) -> None:
+    def _release(self, digest: int, secret: SecretFacts) -> None:
         held = self._by_hash.get(digest)
         if isinstance(held, set):
-            held.discard(_secret_key(*secret))
+            held.discard(_secret_key(*_ref(secret)))
             if len(held) == 1:
                 last = held.pop()
-                self._by_hash[digest] = (last.namespace, last.name)
-        elif held == secret:
+                # the one holder left, by the facts `secrets` holds for it now
+                self._by_hash[digest] = self.secrets[(last.namespace, last.name)]
+        elif held is not None and (held is secret or _ref(held) == _ref(secret)):
             del self._by_hash[digest]
         self._sorted_holders.pop(digest, None)
 
     def _store_service_account(self, facts: ServiceAccountFacts) -> None:
-        key = facts.key
-        if key not in self.service_accounts:  # a snapshot may hold an object twice
-            self._account_names[key[0]].append(key[1])
-        self.service_accounts[key] = facts
+        self.service_accounts[facts.key] = facts
 
     def upsert_service_account(self, facts: ServiceAccountFacts) -> set[CredentialKey]:
         old = self.service_accounts.get(facts.key)
@@ -448,7 +438,6 @@ class Inventory:
     def remove_service_account(self, namespace: str, name: str) -> set[CredentialKey]:
         if self.service_accounts.pop((namespace, name), None) is None:
             return set()
-        _drop_name(self._account_names, namespace, name)
         return self._sa_dependents(namespace, name)
 
     def _sa_dependents(self, namespace: str, name: str) -> set[CredentialKey]:

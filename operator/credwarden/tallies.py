@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from credwarden.inventory import CredentialKey
+from credwarden.namespaced import NamespacedMap
 from credwarden.records import COMPLIANT, EXPIRING, NON_COMPLIANT, STATUS_ORDER, LifecycleRecord
 
 COUNTED = (COMPLIANT, EXPIRING, NON_COMPLIANT)
@@ -78,7 +79,10 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
     """credential -> its lifecycle record, plus a `PolicyTally` per policy named."""
 
     def __init__(self) -> None:
-        self._records: dict[CredentialKey, LifecycleRecord] = {}
+        # kind -> (namespace, name) -> record: one small table of names per namespace,
+        # not one table of key objects (see namespaced.py); a record knows its own key
+        self._records: dict[str, NamespacedMap[LifecycleRecord]] = {}
+        self._count = 0
         self._tallies: dict[str, PolicyTally] = {}
         # moves whenever a policy's status may change (a record came, went, or changed
         # status, policies or findings): the reconciler writes statuses only then
@@ -90,16 +94,29 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
 
     # ---- the mapping --------------------------------------------------------------------
     def __getitem__(self, key: CredentialKey) -> LifecycleRecord:
-        return self._records[key]
+        record = self.record_of(key)
+        if record is None:
+            raise KeyError(key)
+        return record
 
     def record_of(self, key: CredentialKey) -> LifecycleRecord | None:
-        """The record, or None: `get` at the speed of the dict's own (no Python frames)."""
-        return self._records.get(key)
+        """The record, or None (`get` without the mixin's frames)."""
+        table = self._records.get(key.kind)
+        return None if table is None else table.get((key.namespace, key.name))
 
     def __setitem__(self, key: CredentialKey, record: LifecycleRecord) -> None:
-        old = self._records.get(key)
-        self._records[key] = record
-        if old is not None:
+        if record.key is not key and record.key != key:
+            # iteration yields each record's own key: the two must be one
+            raise ValueError(f"the record of {record.key} kept as {key}")
+        table = self._records.get(key.kind)
+        if table is None:
+            table = self._records[key.kind] = NamespacedMap()
+        where = (key.namespace, key.name)
+        old = table.get(where)
+        table[where] = record
+        if old is None:
+            self._count += 1
+        else:
             if (
                 old.status == record.status
                 and old.policies == record.policies
@@ -111,27 +128,36 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
         self.changes += 1
 
     def __delitem__(self, key: CredentialKey) -> None:
-        self._untally(self._records.pop(key))
+        table = self._records.get(key.kind)
+        if table is None:
+            raise KeyError(key)
+        self._untally(table.pop((key.namespace, key.name)))
+        self._count -= 1
         self.changes += 1
 
     def __iter__(self) -> Iterator[CredentialKey]:
-        return iter(self._records)
+        for record in self._values():
+            yield record.key
 
     def __len__(self) -> int:
-        return len(self._records)
+        return self._count
 
     def __contains__(self, key: object) -> bool:
-        return key in self._records
+        return isinstance(key, CredentialKey) and self.record_of(key) is not None
 
-    # the dict's own views: iterating them costs what iterating a dict does
+    def _values(self) -> Iterator[LifecycleRecord]:
+        for table in self._records.values():
+            yield from table.values()
+
+    # views that walk the tables once (the mixins' would look every key up again)
     def keys(self) -> KeysView[CredentialKey]:
-        return self._records.keys()
+        return KeysView(self)
 
     def values(self) -> ValuesView[LifecycleRecord]:
-        return self._records.values()
+        return _Records(self)
 
     def items(self) -> ItemsView[CredentialKey, LifecycleRecord]:
-        return self._records.items()
+        return _KeyedRecords(self)
 
     # ---- the tallies ----------------------------------------------------------------------
     def _tally(self, record: LifecycleRecord) -> None:
@@ -160,3 +186,18 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
                 tally.by_status[status] -= 1
             if status in OFFENDING:
                 tally.remove_offender(record.key, level)
+
+
+class _Records(ValuesView[LifecycleRecord]):
+    _mapping: TalliedRecords
+
+    def __iter__(self) -> Iterator[LifecycleRecord]:
+        return self._mapping._values()
+
+
+class _KeyedRecords(ItemsView[CredentialKey, LifecycleRecord]):
+    _mapping: TalliedRecords
+
+    def __iter__(self) -> Iterator[tuple[CredentialKey, LifecycleRecord]]:
+        for record in self._mapping._values():
+            yield record.key, record
