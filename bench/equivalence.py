@@ -48,23 +48,52 @@ def canon(value: Any) -> Any:
         slots = sorted(vars(value))
     if hasattr(value, "model_dump"):
         return [type(value).__name__, canon(value.model_dump())]
+    kind = type(value).__name__
     fields = {}
     for slot in slots:
         if slot in PACKED_PARTS:
             continue
-        name = PACKED_VIEWS.get(slot, slot)
+        view = PACKED_VIEWS.get((kind, slot), PACKED_VIEWS.get(slot, slot))
+        for name in (view,) if isinstance(view, str) else view:
+            fields[name] = canon(getattr(value, name))
+    for name in DERIVED_VIEWS.get(kind, ()):
         fields[name] = canon(getattr(value, name))
-    return [type(value).__name__, fields]
+    order = FIELD_ORDER.get(kind)
+    if order is not None and set(order) == set(fields):
+        fields = {name: fields[name] for name in order}
+    return [kind, fields]
 
 
 # Fields kept packed for memory, compared as what they stand for: the packed slot is
-# rendered through the property that reads it (and the slots it reads with it left out),
-# so a tree that packs them and one that does not give the same digests.
-PACKED_VIEWS = {
+# rendered through the properties that read it (and the slots it reads with it left out),
+# so a tree that packs them and one that does not give the same digests. Keyed by slot,
+# or by (class, slot) where one class reads a slot differently.
+PACKED_VIEWS: dict[Any, str | tuple[str, ...]] = {
     "packed_uid": "uid",
     "packed_version": "resource_version",
     "annotation_keys": "annotations",
     "text": "message",  # Finding: a dated one keeps its instant apart
+    # LifecycleRecord: the fields it shares with other records, in one shared object
+    "traits": ("type", "owner_source", "status", "policy", "mode", "policies"),
+}
+# fields a tree reads from other fields rather than keeps (SecretFacts: from annotations
+# and labels): rendered as the fields they were
+DERIVED_VIEWS = {
+    "SecretFacts": (
+        *("service_account", "service_account_uid", "legacy_last_used", "legacy_invalid_since"),
+    )
+}
+# classes whose fields moved into a shared part, or derived: rendered in their first order
+FIELD_ORDER = {
+    "SecretFacts": (
+        *("meta", "type", "digests", "cert_not_after", "cert_error", "service_account"),
+        *("service_account_uid", "legacy_last_used", "legacy_invalid_since", "data_keys"),
+    ),
+    "LifecycleRecord": (
+        *("key", "type", "uid", "owner", "owner_source", "created_at", "last_rotated_at"),
+        *("expires_at", "status", "policy", "mode", "policies", "consumers", "findings"),
+        "next_review_at",
+    ),
 }
 PACKED_PARTS = frozenset({"annotation_values", "at"})
 

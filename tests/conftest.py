@@ -26,7 +26,7 @@ from credwarden.facts import (
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.models import API_VERSION
 from credwarden.policies import policy_from_manifest
-from credwarden.records import Evaluation, LifecycleRecord
+from credwarden.records import Evaluation, LifecycleRecord, RecordTraits, traits_of
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 HASH_KEY = b"credwarden-tests-hash-key-32byte"
@@ -420,7 +420,8 @@ def lifecycle_record(
     }
     values.update(fields)
     values["packed_uid"] = pack_uid(values.pop("uid"))  # as the facts keep it
-    return LifecycleRecord(**values)
+    shared = [values.pop(name) for name in RecordTraits.__dataclass_fields__]
+    return LifecycleRecord(**values, traits=traits_of(*shared))
 
 
 def policy_manifest(name: str = "base", spec: Obj | None = None, *, namespace: str | None = None):

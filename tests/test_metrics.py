@@ -224,7 +224,12 @@ def test_label_values_are_escaped_and_parse_back() -> None:
     _, evaluation = example()
     odd = 'odd"type\\with\nnewline'
     record = next(r for r in evaluation.records if r.expires_at and r.last_rotated_at)
-    found = render(OperatorMetrics(state_with([replace(record, type=odd)]), clock=fixed_clock))
+    found = render(
+        OperatorMetrics(
+            state_with([replace(record, traits=replace(record.traits, type=odd))]),
+            clock=fixed_clock,
+        )
+    )
     for name in (
         "credwarden_credential_expiration_timestamp_seconds",
         "credwarden_credential_last_rotation_timestamp_seconds",

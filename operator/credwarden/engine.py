@@ -63,6 +63,7 @@ from credwarden.records import (
     Rotate,
     findings_tuple,
     rfc3339,
+    traits_of,
 )
 from credwarden.rules import Deadline, RuleContext, rules_for
 from credwarden.selection import (
@@ -593,17 +594,12 @@ def evaluate_credential(
             review.append(cleanup_at)  # credwarden's own previous-values Secret
     record = LifecycleRecord(
         key,
-        record_type,
         meta.packed_uid,
         owner,
-        owner_source,
         meta.created_at,
         rotated if secret else None,
         expires_at,
-        status,
-        policy_name,
-        mode,
-        policy_set.names,
+        traits_of(record_type, owner_source, status, policy_name, mode, policy_set.names),
         consumers,
         findings_tuple(findings),
         min(review) if review else None,

@@ -147,19 +147,55 @@ class Consumer:
 
 
 @immutable
-class LifecycleRecord:
-    key: CredentialKey
+class RecordTraits:
+    """What a record has in common with many others: one object for all of them."""
+
     type: str  # the Secret type, or "ServiceAccount"
-    packed_uid: int | str  # as the facts keep it (facts.pack_uid): read `uid`
-    owner: str | None
     owner_source: str | None
-    created_at: datetime | None
-    last_rotated_at: datetime | None
-    expires_at: datetime | None
     status: str
     policy: str | None  # the policy that decides the deadline and the action
     mode: str | None
     policies: tuple[str, ...]
+
+
+# A handful of types, owner sources and statuses, times the policy sets in force: a few
+# hundred distinct traits in a whole cluster. Bounded like the shared findings.
+_TRAITS: dict[tuple[Any, ...], RecordTraits] = {}
+
+
+def traits_of(
+    type: str,  # the record's own word for it
+    owner_source: str | None,
+    status: str,
+    policy: str | None,
+    mode: str | None,
+    policies: tuple[str, ...],
+) -> RecordTraits:
+    """The shared `RecordTraits` with these values."""
+    found = (type, owner_source, status, policy, mode, policies)
+    shared = _TRAITS.get(found)
+    if shared is None:
+        if len(_TRAITS) >= _SHARED_FINDINGS_SIZE:
+            _TRAITS.clear()
+        shared = _TRAITS[found] = RecordTraits(*found)
+    return shared
+
+
+@immutable
+class LifecycleRecord:
+    """One credential as the engine judged it, kept for as long as it is tracked.
+
+    The operator keeps one per credential: the fields most records share (type, owner
+    source, status, policies) live in one shared `RecordTraits`, which keeps the record
+    at ten slots (112 bytes, against 160 with those six of its own)."""
+
+    key: CredentialKey
+    packed_uid: int | str  # as the facts keep it (facts.pack_uid): read `uid`
+    owner: str | None
+    created_at: datetime | None
+    last_rotated_at: datetime | None
+    expires_at: datetime | None
+    traits: RecordTraits
     consumers: tuple[Consumer, ...]
     findings: tuple[Finding, ...]
     next_review_at: datetime | None = None
@@ -167,6 +203,30 @@ class LifecycleRecord:
     @property
     def uid(self) -> str:
         return unpack_uid(self.packed_uid)
+
+    @property
+    def type(self) -> str:
+        return self.traits.type
+
+    @property
+    def owner_source(self) -> str | None:
+        return self.traits.owner_source
+
+    @property
+    def status(self) -> str:
+        return self.traits.status
+
+    @property
+    def policy(self) -> str | None:
+        return self.traits.policy
+
+    @property
+    def mode(self) -> str | None:
+        return self.traits.mode
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        return self.traits.policies
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
