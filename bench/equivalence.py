@@ -71,6 +71,9 @@ def canon(value: Any) -> Any:
 PACKED_VIEWS: dict[Any, str | tuple[str, ...]] = {
     "packed_uid": "uid",
     "packed_version": "resource_version",
+    "identity": ("uid", "resource_version"),
+    ("LifecycleRecord", "identity"): "uid",
+    "marks": ("owner_annotation_manager", "deleting"),
     "annotation_keys": "annotations",
     "text": "message",  # Finding: a dated one keeps its instant apart
     # LifecycleRecord: the fields it shares with other records, in one shared object
@@ -85,6 +88,11 @@ DERIVED_VIEWS = {
 }
 # classes whose fields moved into a shared part, or derived: rendered in their first order
 FIELD_ORDER = {
+    "Meta": (
+        *("namespace", "name", "uid", "resource_version", "created_at", "labels"),
+        *("annotations", "owner_references", "owner_annotation_manager", "data_changed_at"),
+        "deleting",
+    ),
     "SecretFacts": (
         *("meta", "type", "digests", "cert_not_after", "cert_error", "service_account"),
         *("service_account_uid", "legacy_last_used", "legacy_invalid_since", "data_keys"),

@@ -21,7 +21,7 @@ from credwarden import snapshot
 from credwarden.engine import evaluate
 from credwarden.facts import (
     PolicyFacts,
-    pack_uid,
+    pack_identity,
 )
 from credwarden.inventory import CredentialKey, Inventory
 from credwarden.models import API_VERSION
@@ -419,7 +419,7 @@ def lifecycle_record(
         "findings": (),
     }
     values.update(fields)
-    values["packed_uid"] = pack_uid(values.pop("uid"))  # as the facts keep it
+    values["identity"] = pack_identity(values.pop("uid"), "1")  # as the facts keep it
     shared = [values.pop(name) for name in RecordTraits.__dataclass_fields__]
     return LifecycleRecord(**values, traits=traits_of(*shared))
 

@@ -175,17 +175,29 @@ def test_annotations_read_one_by_one_and_objects_with_the_same_keys_share_the_ke
     ],
 )
 def test_a_uid_reads_back_exactly_as_the_api_server_sent_it(uid: str, packed: bool) -> None:
-    meta = meta_of({"metadata": {"name": "s", "namespace": "n", "uid": uid}})
+    meta = meta_of(
+        {"metadata": {"name": "s", "namespace": "n", "uid": uid, "resourceVersion": "42"}}
+    )
     assert meta.uid == uid
-    assert (type(meta.packed_uid) is int) == packed
+    assert meta.resource_version == "42"
+    # with a decimal resourceVersion, uid and version are one int
+    assert (type(meta.identity) is int) == packed
 
 
-@pytest.mark.parametrize(
-    "version", ["0", "7", "123456789012", "0123", "12a", "", "\u0661", "9" * 20, "9" * 5000]
-)
+VERSIONS = ["0", "7", "123456789012", "9" * 19, "0123", "12a", "", "\u0661", "9" * 20, "9" * 5000]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 def test_a_resource_version_reads_back_exactly_as_the_api_server_sent_it(version: str) -> None:
-    meta = meta_of({"metadata": {"name": "s", "resourceVersion": version}})
-    assert meta.resource_version == version
+    for uid in (
+        "0f8e4c3a-1b2d-4e5f-8a9b-0c1d2e3f4a5b",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        "",
+        "uid-1",
+    ):
+        meta = meta_of({"metadata": {"name": "s", "uid": uid, "resourceVersion": version}})
+        assert (meta.uid, meta.resource_version) == (uid, version)
+    assert meta_of({"metadata": {"name": "s"}}).resource_version == ""
 
 
 def test_meta_controller_is_the_owner_reference_with_controller_true() -> None:

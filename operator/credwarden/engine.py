@@ -594,7 +594,7 @@ def evaluate_credential(
             review.append(cleanup_at)  # credwarden's own previous-values Secret
     record = LifecycleRecord(
         key,
-        meta.packed_uid,
+        meta.identity,
         owner,
         meta.created_at,
         rotated if secret else None,

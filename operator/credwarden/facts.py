@@ -238,6 +238,33 @@ def unpack_version(packed: int | str) -> str:
     return packed if type(packed) is str else str(packed)
 
 
+# An object's uid and resourceVersion, packed together: one int of the uid's 128 bits
+# and the version's 64 (56 bytes, against 48 and 32 for the two ints), else the pair.
+Identity = int | tuple[int | str, int | str]
+_VERSION_BITS = 64
+_VERSION_MASK = (1 << _VERSION_BITS) - 1
+
+
+def pack_identity(uid: str, version: str) -> Identity:
+    packed_uid, packed_version = pack_uid(uid), pack_version(version)
+    if type(packed_uid) is int and type(packed_version) is int:
+        # 19 decimal digits at most (pack_version): below 2**64
+        return packed_uid << _VERSION_BITS | packed_version
+    return (packed_uid, packed_version)
+
+
+def identity_uid(identity: Identity) -> str:
+    if type(identity) is int:
+        return unpack_uid(identity >> _VERSION_BITS)
+    return unpack_uid(identity[0])  # type: ignore[index]
+
+
+def identity_version(identity: Identity) -> str:
+    if type(identity) is int:
+        return str(identity & _VERSION_MASK)
+    return unpack_version(identity[1])  # type: ignore[index]
+
+
 @immutable
 class OwnerRef:
     kind: str
@@ -247,13 +274,40 @@ class OwnerRef:
 
 
 @immutable
+class MetaMarks:
+    """The field manager that set an object's credwarden.io/owner annotation (from
+    managedFields), when known: all that `owner.explicit_owner` needs of managedFields'
+    annotation owners; and whether the object is being deleted. A few managers in a
+    whole cluster: one shared object for each pair (`marks_of`)."""
+
+    owner_annotation_manager: str | None
+    deleting: bool
+
+
+_MARKS: dict[tuple[str | None, bool], MetaMarks] = {}
+
+
+def marks_of(owner_annotation_manager: str | None, deleting: bool) -> MetaMarks:
+    shared = _MARKS.get((owner_annotation_manager, deleting))
+    if shared is None:
+        if len(_MARKS) >= _SHARED_CACHE_SIZE:  # managers are few; bounded all the same
+            _MARKS.clear()
+        shared = _MARKS[(owner_annotation_manager, deleting)] = MetaMarks(
+            owner_annotation_manager, deleting
+        )
+    return shared
+
+
+@immutable
 class Meta:
+    """What credwarden keeps of an object's metadata, one per credential for as long as
+    the operator runs: ten slots, 112 bytes (uid and resourceVersion in one int, the
+    rarely distinct fields in a shared `MetaMarks`)."""
+
     namespace: str
     name: str
-    # uid and resourceVersion packed (see pack_uid, pack_version): read `uid` and
-    # `resource_version`
-    packed_uid: int | str
-    packed_version: int | str
+    # uid and resourceVersion packed (see pack_identity): read `uid`, `resource_version`
+    identity: Identity
     created_at: datetime | None
     labels: Mapping[str, str]
     # the annotations as two tuples, their keys (one tuple shared by every object with
@@ -262,20 +316,25 @@ class Meta:
     annotation_keys: tuple[str, ...]
     annotation_values: tuple[str | int, ...]  # int: a packed instant (see _pack_instant)
     owner_references: tuple[OwnerRef, ...]
-    # the field manager that set the credwarden.io/owner annotation (from managedFields),
-    # when known: all that `owner.explicit_owner` needs of managedFields' annotation owners
-    owner_annotation_manager: str | None
     # newest managedFields time that touched data/stringData
     data_changed_at: datetime | None
-    deleting: bool
+    marks: MetaMarks
 
     @property
     def uid(self) -> str:
-        return unpack_uid(self.packed_uid)
+        return identity_uid(self.identity)
 
     @property
     def resource_version(self) -> str:
-        return unpack_version(self.packed_version)
+        return identity_version(self.identity)
+
+    @property
+    def owner_annotation_manager(self) -> str | None:
+        return self.marks.owner_annotation_manager
+
+    @property
+    def deleting(self) -> bool:
+        return self.marks.deleting
 
     def annotation(self, key: str) -> str | None:
         """The value of an annotation; None when absent."""
@@ -383,16 +442,16 @@ def meta_of(body: Mapping[str, Any]) -> Meta:
     return Meta(
         _intern(str(namespace)) if isinstance(namespace, str) else "",
         name if isinstance(name, str) else "",
-        pack_uid(uid) if isinstance(uid, str) else "",
-        pack_version(version) if isinstance(version, str) else "",
+        pack_identity(
+            uid if isinstance(uid, str) else "", version if isinstance(version, str) else ""
+        ),
         parse_time(get("creationTimestamp")),
         labels,
         annotation_keys,
         annotation_values,
         owners,
-        owner_manager,
         data_changed_at,
-        bool(get("deletionTimestamp")),
+        marks_of(owner_manager, bool(get("deletionTimestamp"))),
     )
 
 

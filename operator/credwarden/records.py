@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from credwarden.facts import unpack_uid
+from credwarden.facts import Identity, identity_uid
 from credwarden.immutable import immutable
 from credwarden.inventory import CredentialKey
 
@@ -190,7 +190,8 @@ class LifecycleRecord:
     at ten slots (112 bytes, against 160 with those six of its own)."""
 
     key: CredentialKey
-    packed_uid: int | str  # as the facts keep it (facts.pack_uid): read `uid`
+    # the facts' uid and resourceVersion as they keep them (one object, shared): read `uid`
+    identity: Identity
     owner: str | None
     created_at: datetime | None
     last_rotated_at: datetime | None
@@ -202,7 +203,7 @@ class LifecycleRecord:
 
     @property
     def uid(self) -> str:
-        return unpack_uid(self.packed_uid)
+        return identity_uid(self.identity)
 
     @property
     def type(self) -> str:
