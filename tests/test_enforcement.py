@@ -242,6 +242,41 @@ async def test_the_budget_condition_ends_when_its_hour_has_passed() -> None:
         await wait_until(lambda: not exhausted(), 10)
 
 
+async def test_an_action_held_by_a_spent_budget_waits_for_its_hour_then_goes_ahead() -> None:
+    budget = {**REVOKE, "enforcement": {"budget": {"revocationsPerHour": 1}}}
+    objects = [token("t0"), token("t1"), token("t2"), policy("tokens", budget)]
+
+    def deleted() -> int:
+        return len([r for r in writes(sandbox) if r.method.value == "DELETE"])
+
+    async with emulated_cluster(objects) as sandbox, operator_on(sandbox) as state:
+        reconciler = state.reconciler
+        await wait_until(lambda: reconciler.enforcer.exhausted and deleted() == 1, 10)
+        await converged(sandbox)  # the policy's status written, and its echo evaluated
+        blocked: list[str] = []
+        reconciler.enforcer.listeners.append(
+            lambda kind, policy, _: blocked.append(policy) if kind == "blocked" else None
+        )
+        # a minute later, with nothing else happening: not tried (and blocked) again
+        started = datetime.now(UTC)
+        reconciler.clock = reconciler.enforcer.clock = lambda: started + timedelta(minutes=1)
+        reconciler._wake.set()
+        await asyncio.sleep(1)
+        assert blocked == [] and deleted() == 1
+        # a person raises the budget to 2 an hour: one more goes at once, the last waits
+        await sandbox.emulator.patch(
+            "/apis/credwarden.io/v1alpha1/clustercredentialpolicies/tokens",
+            json={"spec": {"enforcement": {"budget": {"revocationsPerHour": 2}}}},
+        )
+        await wait_until(lambda: deleted() == 2 and blocked == ["tokens"], 10)
+        # once the hour has passed, the last one goes by itself: no event needed
+        later = started + timedelta(hours=1, minutes=1)
+        reconciler.clock = reconciler.enforcer.clock = lambda: later
+        reconciler._wake.set()
+        await wait_until(lambda: deleted() == 3, 10)
+        assert blocked == ["tokens"]
+
+
 # ---- rotate -------------------------------------------------------------------------------
 def _rotation_cluster(**extra: Any) -> list[dict[str, Any]]:
     return [

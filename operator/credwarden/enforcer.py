@@ -117,6 +117,9 @@ class Enforcer:
         # credential -> the resourceVersion the last write of an action left it at: the
         # reconciler takes it (`version_left`) to annotate the credential on that version
         self._versions_left: dict[CredentialKey, str] = {}
+        # credential -> when the spent budget that just held its action back reopens:
+        # the reconciler takes it (`held_until`) to look again then, not every few seconds
+        self._held_until: dict[CredentialKey, datetime] = {}
 
     # ---- the action budget ------------------------------------------------------------
     def _policy(self, display_name: str) -> PolicyFacts | None:
@@ -150,6 +153,11 @@ class Enforcer:
             del self.exhausted[name]
         self.changes += len(reopened)
         return bool(reopened)
+
+    def held_until(self, key: CredentialKey) -> datetime | None:
+        """When the budget that held back the credential's last action reopens, once:
+        None when no budget held it (taken, so nothing stays behind)."""
+        return self._held_until.pop(key, None)
 
     def next_reopening(self) -> datetime | None:
         return min((until for until, _ in self.exhausted.values()), default=None)
@@ -198,6 +206,7 @@ class Enforcer:
             f"further {kind} wait until {rfc3339(until)} or for a person"
         )
         self._notify("blocked", policy_name, "budget")
+        self._held_until[target] = until
         if first:
             # the first target blocked names the condition until the window ends: naming
             # the latest one would change the policy's status with every pass

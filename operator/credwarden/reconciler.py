@@ -311,12 +311,18 @@ class Reconciler:
         for listener in self.listeners:
             listener(record, key)
 
-    def _retry_later(self, key: CredentialKey) -> None:
-        """Evaluate the credential again about RETRY_AFTER_CONFLICT from now: on the half
-        second, so that retries planned within a second (a batch blocked by a spent
-        budget) are evaluated together, and apart from the deadlines, which fall on whole
-        seconds (the annotations' precision)."""
-        when = (self.clock() + RETRY_AFTER_CONFLICT).replace(microsecond=500_000)
+    def _retry_later(self, key: CredentialKey, not_before: datetime | None = None) -> None:
+        """Evaluate the credential again about RETRY_AFTER_CONFLICT from now, or just
+        after `not_before` (when the spent budget that held its action back reopens:
+        looking again every few seconds before then would only be held back again, and
+        count as blocked each time). On the half second, so that retries planned within
+        a second (a batch blocked by a spent budget) are evaluated together, and apart
+        from the deadlines, which fall on whole seconds (the annotations' precision)."""
+        when = self.clock() + RETRY_AFTER_CONFLICT
+        if not_before is not None and not_before >= when:
+            # the budget's oldest action leaves its hour just after not_before
+            when = not_before + timedelta(seconds=1)
+        when = when.replace(microsecond=500_000)
         earliest = self.schedule.next_deadline()
         self.schedule.set(key, when)
         if earliest is None or when < earliest:
@@ -371,7 +377,7 @@ class Reconciler:
                 continue
             done = await self.enforcer.carry_out(record, action)
             if not done:
-                self._retry_later(key)
+                self._retry_later(key, not_before=self.enforcer.held_until(key))
             version = self.enforcer.version_left(key) or version
             gone |= done and isinstance(action, Revoke) and action.enforced
         if undelivered and not gone:
