@@ -277,6 +277,30 @@ async def test_an_action_held_by_a_spent_budget_waits_for_its_hour_then_goes_ahe
         assert blocked == ["tokens"]
 
 
+async def test_a_budget_that_could_not_be_recorded_is_tried_again_soon() -> None:
+    # the budget is not spent: the API refused its record (a brief outage). Not a spent
+    # budget: no ActionBudgetExhausted, no hour's wait, the revocation follows shortly
+    budget = {**REVOKE, "enforcement": {"budget": {"revocationsPerHour": 5}}}
+    objects = [token("t0"), policy("tokens", budget, mode="Audit")]
+    async with emulated_cluster(objects) as sandbox, operator_on(sandbox):
+        await converged(sandbox)  # annotated in Audit mode: nothing will re-evaluate it
+
+        def recording_budget(request: kmock.Request) -> bool:
+            return request.method.value == "PATCH" and "recentActions" in str(request.data)
+
+        # refused more times than the client retries a request
+        error = kmock.KubernetesError(status=500, reason="InternalError", message="etcd timeout")
+        sandbox.emulator.fail(recording_budget, *[error] * 4)
+        await sandbox.emulator.patch(
+            "/apis/credwarden.io/v1alpha1/clustercredentialpolicies/tokens",
+            json={"spec": {"mode": "Enforce"}},
+        )
+        await wait_until(
+            lambda: len([r for r in writes(sandbox) if r.method.value == "DELETE"]) == 1, 20
+        )
+        assert "ActionBudgetExhausted" not in reasons(sandbox, "tokens")
+
+
 # ---- rotate -------------------------------------------------------------------------------
 def _rotation_cluster(**extra: Any) -> list[dict[str, Any]]:
     return [

@@ -3,6 +3,7 @@ exactly as a dict keyed by (namespace, name) would, and an emptied namespace is 
 
 from __future__ import annotations
 
+import copy
 import sys
 
 import pytest
@@ -53,6 +54,11 @@ def test_reads_as_a_dict_keyed_by_namespace_and_name(operations) -> None:
     for key in model:
         assert key in subject and subject[key] == model[key] and subject.get(key) == model[key]
     assert subject.get(("absent", "x"), "none") == "none"
+    # a copy is a table of its own
+    copied = copy.copy(subject)
+    copied[("a", "copied-only")] = 1
+    assert ("a", "copied-only") not in subject and len(subject) == len(model)
+    assert len(copied) == len(model) + 1
     with pytest.raises(KeyError):
         subject[("absent", "x")]
 

@@ -30,7 +30,7 @@ import string
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from credwarden.durations import parse_duration
 from credwarden.enforcement import (
@@ -170,16 +170,30 @@ class Enforcer:
         }
         return {kind: times for kind, times in recent.items() if times}
 
-    async def _within_budget(self, policy_name: str, kind: str) -> bool:
+    async def _take_budget(self, policy_name: str, kind: str, target: CredentialKey) -> bool:
+        """Spend one action of the policy's hourly budget for `target`; False when it may
+        not act now. Only a budget really spent holds the action until it reopens (an
+        Event, a condition): a budget that could not be recorded (the API refused the
+        status write) or a policy gone is tried again soon, like any failed write."""
+        answer = await self._within_budget(policy_name, kind)
+        if answer == "spent":
+            await self._budget_exhausted(policy_name, kind, target)
+        return answer == "taken"
+
+    async def _within_budget(
+        self, policy_name: str, kind: str
+    ) -> Literal["taken", "spent", "unavailable"]:
+        """`taken`: one action recorded as spent now; `spent`: none left this hour;
+        `unavailable`: the policy is gone, or the record could not be written."""
         policy = self._policy(policy_name)
         if policy is None or policy.spec is None:
-            return False
+            return "unavailable"
         budget = policy.spec.enforcement.budget
         limit = budget.revocationsPerHour if kind == "revocations" else budget.rotationsPerHour
         async with self.status_lock(policy.key):
             spent = self._spent_on(policy, kind)
             if len(spent) >= limit:
-                return False
+                return "spent"
             spent.append(self.clock())
             # recorded before acting: a crash after the action still counts it
             recent = self.recent_actions(policy)
@@ -191,10 +205,10 @@ class Enforcer:
             except ApiError as error:
                 spent.pop()
                 log.warning("action budget of %s not recorded, not acting: %s", policy_name, error)
-                return False
+                return "unavailable"
             self.status_seen.setdefault(policy.key, {})["recentActions"] = recent
         self.changes += 1
-        return True
+        return "taken"
 
     async def _budget_exhausted(self, policy_name: str, kind: str, target: CredentialKey) -> None:
         now = self.clock()
@@ -297,8 +311,7 @@ class Enforcer:
     async def _revoke(self, record: LifecycleRecord, action: Revoke) -> bool:
         if not action.enforced:
             return True
-        if not await self._within_budget(action.policy, "revocations"):
-            await self._budget_exhausted(action.policy, "revocations", record.key)
+        if not await self._take_budget(action.policy, "revocations", record.key):
             return False
         key = record.key
         if action.recreate_account:
@@ -444,8 +457,9 @@ class Enforcer:
     async def _rotate(self, record: LifecycleRecord, action: Rotate) -> bool:
         if not action.enforced:
             return True
-        if not action.resume and not await self._within_budget(action.policy, "rotations"):
-            await self._budget_exhausted(action.policy, "rotations", record.key)
+        if not action.resume and not await self._take_budget(
+            action.policy, "rotations", record.key
+        ):
             return False
         key = record.key
         path = path_of("Secret", key.namespace, key.name)
@@ -603,8 +617,7 @@ class Enforcer:
     async def _refresh(self, record: LifecycleRecord, action: Refresh) -> bool:
         if not action.enforced:
             return True
-        if not await self._within_budget(action.policy, "rotations"):
-            await self._budget_exhausted(action.policy, "rotations", record.key)
+        if not await self._take_budget(action.policy, "rotations", record.key):
             return False
         key = record.key
         now = self.clock()

@@ -41,7 +41,7 @@ class NamespacedMap(MutableMapping[tuple[str, str], V], Generic[V]):
         return default if names is None else names.get(key[1], default)
 
     def __contains__(self, key: object) -> bool:
-        if type(key) is not tuple or len(key) != 2:
+        if not isinstance(key, tuple) or len(key) != 2:
             return False
         names = self._namespaces.get(key[0])
         return names is not None and key[1] in names
@@ -109,6 +109,17 @@ class NamespacedMap(MutableMapping[tuple[str, str], V], Generic[V]):
     def clear(self) -> None:
         self._namespaces.clear()
         self._size = 0
+
+    def copy(self) -> NamespacedMap[V]:
+        """A copy of its own (`copy.copy` too): the tables are copied, not shared."""
+        copied: NamespacedMap[V] = NamespacedMap()
+        copied._namespaces = {
+            namespace: dict(names) for namespace, names in self._namespaces.items()
+        }
+        copied._size = self._size
+        return copied
+
+    __copy__ = copy
 
     def __repr__(self) -> str:
         return f"NamespacedMap({dict(self.items())!r})"

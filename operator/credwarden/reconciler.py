@@ -318,11 +318,11 @@ class Reconciler:
         count as blocked each time). On the half second, so that retries planned within
         a second (a batch blocked by a spent budget) are evaluated together, and apart
         from the deadlines, which fall on whole seconds (the annotations' precision)."""
-        when = self.clock() + RETRY_AFTER_CONFLICT
+        when = (self.clock() + RETRY_AFTER_CONFLICT).replace(microsecond=500_000)
         if not_before is not None and not_before >= when:
-            # the budget's oldest action leaves its hour just after not_before
-            when = not_before + timedelta(seconds=1)
-        when = when.replace(microsecond=500_000)
+            # the budget's oldest action leaves its hour just after not_before (rounded
+            # here, still at least half a second after it)
+            when = (not_before + timedelta(seconds=1)).replace(microsecond=500_000)
         earliest = self.schedule.next_deadline()
         self.schedule.set(key, when)
         if earliest is None or when < earliest:
