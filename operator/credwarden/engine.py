@@ -610,17 +610,18 @@ def evaluate_credential(
 def desired_annotations(record: LifecycleRecord, meta: Meta) -> dict[str, str | None]:
     """credwarden's annotations as they should be; None means absent."""
     ours_owner = explicit_owner(meta) is None
-    if record.status in (EXEMPT, UNGOVERNED):
+    traits = record.traits  # the shared part, read once
+    if traits.status in (EXEMPT, UNGOVERNED):
         desired: dict[str, str | None] = dict.fromkeys(MANAGED_ANNOTATIONS)
         if not ours_owner:
             # a person's owner stays; without owner-source it still reads as theirs
             del desired[OWNER_ANNOTATION]
         return desired
     desired = {
-        OWNER_SOURCE_ANNOTATION: record.owner_source,
+        OWNER_SOURCE_ANNOTATION: traits.owner_source,
         EXPIRES_ANNOTATION: rfc3339(record.expires_at),
-        STATUS_ANNOTATION: record.status,
-        POLICY_ANNOTATION: record.policy,
+        STATUS_ANNOTATION: traits.status,
+        POLICY_ANNOTATION: traits.policy,
         FINDINGS_ANNOTATION: ",".join(record.rule_ids) or None,
     }
     if ours_owner:
@@ -648,11 +649,14 @@ def plan_for(
         elif current(name) != value:
             to_set[name] = value
     to_remove = tuple(removed)
+    uid = ""  # unpacked once, when an action needs it (most evaluations plan none)
     if to_set or to_remove:
-        actions.append(Annotate(record.key, record.uid, to_set, to_remove))
+        uid = record.uid
+        actions.append(Annotate(record.key, uid, to_set, to_remove))
 
     # events: transitions from what credwarden last recorded on the object
-    if record.status not in (EXEMPT, UNGOVERNED):
+    status = record.status
+    if status not in (EXEMPT, UNGOVERNED):
         previous_rules = (
             set(filter(None, (current(FINDINGS_ANNOTATION) or "").split(",")))
             if record.findings
@@ -661,15 +665,16 @@ def plan_for(
         previous_status = current(STATUS_ANNOTATION)
         for finding in record.findings:
             if finding.rule not in previous_rules:
+                uid = uid or record.uid
                 actions.append(
-                    PostEvent(record.key, record.uid, "Warning", finding.reason, finding.message)
+                    PostEvent(record.key, uid, "Warning", finding.reason, finding.message)
                 )
                 previous_rules.add(finding.rule)  # one event per rule, the first message
-        if record.status == COMPLIANT and previous_status in (NON_COMPLIANT, EXPIRING):
+        if status == COMPLIANT and previous_status in (NON_COMPLIANT, EXPIRING):
             actions.append(
                 PostEvent(
                     record.key,
-                    record.uid,
+                    uid or record.uid,
                     "Normal",
                     "CredentialCompliant",
                     f"compliant again (policy {record.policy})",
