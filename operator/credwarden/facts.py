@@ -254,15 +254,15 @@ def pack_identity(uid: str, version: str) -> Identity:
 
 
 def identity_uid(identity: Identity) -> str:
-    if type(identity) is int:
+    if isinstance(identity, int):
         return unpack_uid(identity >> _VERSION_BITS)
-    return unpack_uid(identity[0])  # type: ignore[index]
+    return unpack_uid(identity[0])
 
 
 def identity_version(identity: Identity) -> str:
-    if type(identity) is int:
+    if isinstance(identity, int):
         return str(identity & _VERSION_MASK)
-    return unpack_version(identity[1])  # type: ignore[index]
+    return unpack_version(identity[1])
 
 
 @immutable

@@ -158,10 +158,6 @@ PolicyMemo = dict[tuple[str, str, str | None], tuple[tuple[PolicyFacts, ...], An
 _SecretRef = tuple[str, str]
 
 
-def _ref(secret: SecretFacts) -> _SecretRef:
-    return (secret.meta.namespace, secret.meta.name)
-
-
 class Inventory:
     def __init__(self) -> None:
         # (namespace, name) -> facts, kept by namespace (see namespaced.py): the names of
@@ -276,7 +272,7 @@ class Inventory:
         if held is None:
             return ()
         if not isinstance(held, set):
-            return (_ref(held),)
+            return (held.key,)
         found = self._sorted_holders.get(value_hash)
         if found is None:
             found = tuple(sorted((key.namespace, key.name) for key in held))
@@ -289,7 +285,7 @@ class Inventory:
             return ()
         if isinstance(held, set):
             return [(key.namespace, key.name) for key in held]
-        return (_ref(held),)
+        return (held.key,)
 
     @staticmethod
     def others_holding(holders: tuple[_SecretRef, ...], secret: _SecretRef) -> int:
@@ -398,7 +394,7 @@ class Inventory:
             if isinstance(held, set):
                 affected |= held
             elif held is not None:
-                affected.add(_secret_key(*_ref(held)))
+                affected.add(_secret_key(*held.key))
         return affected
 
     def _hold(self, digest: int, secret: SecretFacts) -> None:
@@ -407,20 +403,20 @@ class Inventory:
         if held is None:
             self._by_hash[digest] = secret
         elif isinstance(held, set):
-            held.add(_secret_key(*_ref(secret)))
-        elif held is not secret and _ref(held) != _ref(secret):
-            self._by_hash[digest] = {_secret_key(*_ref(held)), _secret_key(*_ref(secret))}
+            held.add(_secret_key(*secret.key))
+        elif held is not secret and held.key != secret.key:
+            self._by_hash[digest] = {_secret_key(*held.key), _secret_key(*secret.key)}
         self._sorted_holders.pop(digest, None)
 
     def _release(self, digest: int, secret: SecretFacts) -> None:
         held = self._by_hash.get(digest)
         if isinstance(held, set):
-            held.discard(_secret_key(*_ref(secret)))
+            held.discard(_secret_key(*secret.key))
             if len(held) == 1:
                 last = held.pop()
                 # the one holder left, by the facts `secrets` holds for it now
                 self._by_hash[digest] = self.secrets[(last.namespace, last.name)]
-        elif held is not None and (held is secret or _ref(held) == _ref(secret)):
+        elif held is not None and (held is secret or held.key == secret.key):
             del self._by_hash[digest]
         self._sorted_holders.pop(digest, None)
 

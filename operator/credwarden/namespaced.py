@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from typing import Any, Generic, TypeVar, overload
 
+K = TypeVar("K")
 V = TypeVar("V")
 D = TypeVar("D")
 _MISSING: Any = object()
@@ -101,10 +102,19 @@ class NamespacedMap(MutableMapping[tuple[str, str], V], Generic[V]):
         return KeysView(self)
 
     def values(self) -> ValuesView[V]:
-        return _Values(self)
+        return WalkedValues(self)
 
     def items(self) -> ItemsView[tuple[str, str], V]:
-        return _Items(self)
+        return WalkedItems(self)
+
+    def _walk_values(self) -> Iterator[V]:
+        for names in self._namespaces.values():
+            yield from names.values()
+
+    def _walk_items(self) -> Iterator[tuple[tuple[str, str], V]]:
+        for namespace, names in self._namespaces.items():
+            for name, value in names.items():
+                yield (namespace, name), value
 
     def clear(self) -> None:
         self._namespaces.clear()
@@ -125,18 +135,18 @@ class NamespacedMap(MutableMapping[tuple[str, str], V], Generic[V]):
         return f"NamespacedMap({dict(self.items())!r})"
 
 
-class _Values(ValuesView[V]):
-    _mapping: NamespacedMap[V]
+# Views of a mapping kept in tables of its own (this one, the reconciler's records): they
+# walk the tables once, through the mapping's `_walk_values` and `_walk_items`, where the
+# Mapping mixin's views would look every key up again.
+class WalkedValues(ValuesView[V]):
+    _mapping: Any
 
     def __iter__(self) -> Iterator[V]:
-        for names in self._mapping._namespaces.values():
-            yield from names.values()
+        return self._mapping._walk_values()  # type: ignore[no-any-return]
 
 
-class _Items(ItemsView[tuple[str, str], V]):
-    _mapping: NamespacedMap[V]
+class WalkedItems(ItemsView[K, V]):
+    _mapping: Any
 
-    def __iter__(self) -> Iterator[tuple[tuple[str, str], V]]:
-        for namespace, names in self._mapping._namespaces.items():
-            for name, value in names.items():
-                yield (namespace, name), value
+    def __iter__(self) -> Iterator[tuple[K, V]]:
+        return self._mapping._walk_items()  # type: ignore[no-any-return]

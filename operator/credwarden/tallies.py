@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from credwarden.inventory import CredentialKey
-from credwarden.namespaced import NamespacedMap
+from credwarden.namespaced import NamespacedMap, WalkedItems, WalkedValues
 from credwarden.records import COMPLIANT, EXPIRING, NON_COMPLIANT, STATUS_ORDER, LifecycleRecord
 
 COUNTED = (COMPLIANT, EXPIRING, NON_COMPLIANT)
@@ -82,7 +82,6 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
         # kind -> (namespace, name) -> record: one small table of names per namespace,
         # not one table of key objects (see namespaced.py); a record knows its own key
         self._records: dict[str, NamespacedMap[LifecycleRecord]] = {}
-        self._count = 0
         self._tallies: dict[str, PolicyTally] = {}
         # moves whenever a policy's status may change (a record came, went, or changed
         # status, policies or findings): the reconciler writes statuses only then
@@ -114,9 +113,7 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
         where = (key.namespace, key.name)
         old = table.get(where)
         table[where] = record
-        if old is None:
-            self._count += 1
-        else:
+        if old is not None:
             if (
                 old.status == record.status
                 and old.policies == record.policies
@@ -132,32 +129,35 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
         if table is None:
             raise KeyError(key)
         self._untally(table.pop((key.namespace, key.name)))
-        self._count -= 1
         self.changes += 1
 
     def __iter__(self) -> Iterator[CredentialKey]:
-        for record in self._values():
+        for record in self._walk_values():
             yield record.key
 
     def __len__(self) -> int:
-        return self._count
+        return sum(map(len, self._records.values()))  # a table per kind
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, CredentialKey) and self.record_of(key) is not None
 
-    def _values(self) -> Iterator[LifecycleRecord]:
+    def _walk_values(self) -> Iterator[LifecycleRecord]:
         for table in self._records.values():
             yield from table.values()
+
+    def _walk_items(self) -> Iterator[tuple[CredentialKey, LifecycleRecord]]:
+        for record in self._walk_values():
+            yield record.key, record
 
     # views that walk the tables once (the mixins' would look every key up again)
     def keys(self) -> KeysView[CredentialKey]:
         return KeysView(self)
 
     def values(self) -> ValuesView[LifecycleRecord]:
-        return _Records(self)
+        return WalkedValues(self)
 
     def items(self) -> ItemsView[CredentialKey, LifecycleRecord]:
-        return _KeyedRecords(self)
+        return WalkedItems(self)
 
     # ---- the tallies ----------------------------------------------------------------------
     def _tally(self, record: LifecycleRecord) -> None:
@@ -186,18 +186,3 @@ class TalliedRecords(MutableMapping[CredentialKey, LifecycleRecord]):
                 tally.by_status[status] -= 1
             if status in OFFENDING:
                 tally.remove_offender(record.key, level)
-
-
-class _Records(ValuesView[LifecycleRecord]):
-    _mapping: TalliedRecords
-
-    def __iter__(self) -> Iterator[LifecycleRecord]:
-        return self._mapping._values()
-
-
-class _KeyedRecords(ItemsView[CredentialKey, LifecycleRecord]):
-    _mapping: TalliedRecords
-
-    def __iter__(self) -> Iterator[tuple[CredentialKey, LifecycleRecord]]:
-        for record in self._mapping._values():
-            yield record.key, record
